@@ -1,0 +1,36 @@
+# Quick start: `make demo` (install + whole pipeline on built-in data) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.nfdeploy-installed
+
+.PHONY: install demo test test-slow lint bench bench-cifar clean
+
+$(STAMP): pyproject.toml CMakeLists.txt cpp_ext/bitflip.cpp
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch first, so that no dependency pulls a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[train,plots,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/nfdeploy demo --out demo-out
+
+test: $(STAMP)
+	$(BIN)/ruff check nfdeploy tests bench deploy_examples
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python bench/bitflip.py
+	$(BIN)/python bench/validate_overhead.py
+	$(BIN)/python bench/train_step.py
+
+clean:
+	rm -rf build $(VENV) demo-out

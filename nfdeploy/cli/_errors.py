@@ -1,0 +1,21 @@
+"""Map library errors to one-line CLI errors at the command boundary."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import click
+
+from nfdeploy.errors import NfdeployError
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn NfdeployError (and unreadable files) into click errors: one line, exit code 1."""
+    try:
+        yield
+    except NfdeployError as exc:
+        raise click.ClickException(str(exc)) from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise click.ClickException(f"{exc.filename}: {exc.strerror}") from None

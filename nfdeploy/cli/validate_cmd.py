@@ -1,0 +1,80 @@
+"""`nfdeploy validate`: device-like accuracy check under weight bit errors (torch-free)."""
+
+from __future__ import annotations
+
+import click
+
+from nfdeploy.cli._errors import user_errors
+from nfdeploy.cli._options import fault_options
+
+
+@click.command("validate")
+@click.option(
+    "--model", "model", required=True, type=click.Path(dir_okay=False), help="Vendor ONNX model."
+)
+@click.option(
+    "--generator",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="generator.onnx from `nfdeploy export`.",
+)
+@click.option("--data", required=True, help="Data: a folder, CIFAR/IDX/npz path, or 'synthetic'.")
+@click.option(
+    "--split", default="test", show_default=True, help="Split to use when the data has several."
+)
+@click.option("--limit", type=int, default=None, help="Use only this many images (seeded subset).")
+@click.option(
+    "--preprocess",
+    default=None,
+    help="e.g. 'cifar10', 'unit' or 'mean=.5/.5/.5,std=.5/.5/.5'. Default: stored with the generator.",
+)
+@click.option(
+    "--ber",
+    "bers",
+    type=float,
+    multiple=True,
+    required=True,
+    help="Bit error rate; repeat for a sweep.",
+)
+@click.option(
+    "--trials", type=int, default=10, show_default=True, help="Seeded fault patterns per BER."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=50_000,
+    show_default=True,
+    help="First trial seed (trial k uses seed+k).",
+)
+@fault_options
+@click.option(
+    "--faulty-generator", is_flag=True, help="Inject faults into the generator's weights too."
+)
+@click.option(
+    "--threads", type=int, default=0, show_default=True, help="onnxruntime threads (0 = all cores)."
+)
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option(
+    "--report", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here."
+)
+@click.option(
+    "--plots",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write PNG plots into this folder.",
+)
+@click.option(
+    "--fail-under",
+    type=float,
+    default=None,
+    help="Exit 1 if PA(NF) (or PA) falls below this accuracy (0-1 or %).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def validate_command(**options: object) -> None:
+    """Accuracy of the vendor model without and with the generator, over seeded bit-error trials."""
+    from nfdeploy.validate.api import validate
+
+    with user_errors():
+        ok = validate(**options)  # type: ignore[arg-type]
+    if not ok:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,96 @@
+"""Persistent per-cell fault maps ("chip maps"): real undervolted SRAM fails in the same cells.
+
+File format (``.npz``, written by :meth:`ChipMap.save` / ``nfdeploy chipmap``):
+
+- ``format``: the string ``nfdeploy-chipmap-v1``
+- ``n_cells``: int64, number of bit cells described
+- ``faulty``: uint8, ``np.packbits(mask, bitorder="little")``; cell ``i`` is bit ``i % 8`` of byte
+  ``i // 8``, so cell ``8 * a + b`` is bit ``b`` (0 = LSB) of weight byte address ``a``
+- ``stuck_value``: uint8, packed the same way: the value a faulty cell is stuck at
+- optional ``ber`` (float64) and ``seed`` (int64) when the map was generated
+
+The selected weight tensors are laid out back to back (list order, as ``nfdeploy inspect``
+prints it) from address 0. A map shorter than the weights wraps around.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nfdeploy.errors import NfdeployError
+
+FORMAT = "nfdeploy-chipmap-v1"
+
+
+@dataclass(frozen=True)
+class ChipMap:
+    faulty: np.ndarray  # bool per cell
+    stuck_value: np.ndarray  # bool per cell
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.faulty.size)
+
+    @classmethod
+    def generate(cls, n_cells: int, ber: float, *, seed: int) -> ChipMap:
+        rng = np.random.default_rng(seed)
+        return cls(rng.random(n_cells) < ber, rng.random(n_cells) < 0.5)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ChipMap:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["format"]) != FORMAT:
+                    raise KeyError("format")
+                n = int(data["n_cells"])
+                faulty = np.unpackbits(data["faulty"], count=n, bitorder="little").astype(bool)
+                value = np.unpackbits(data["stuck_value"], count=n, bitorder="little").astype(bool)
+        except (OSError, KeyError, ValueError) as exc:
+            raise NfdeployError(
+                f"{path}: not a readable chip map ({exc}); make one with `nfdeploy chipmap`."
+            ) from None
+        if n == 0:
+            raise NfdeployError(f"{path}: the chip map has no cells.")
+        return cls(faulty, value)
+
+    def save(
+        self, path: str | os.PathLike[str], *, ber: float | None = None, seed: int | None = None
+    ) -> None:
+        import io
+
+        from nfdeploy.runtime.onnx_io import write_bytes_atomic
+
+        extra = {"ber": np.float64(ber)} if ber is not None else {}
+        if seed is not None:
+            extra["seed"] = np.int64(seed)
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            format=np.str_(FORMAT),
+            n_cells=np.int64(self.n_cells),
+            faulty=np.packbits(self.faulty, bitorder="little"),
+            stuck_value=np.packbits(self.stuck_value, bitorder="little"),
+            **extra,
+        )
+        write_bytes_atomic(path, buffer.getvalue())
+
+    def apply(self, buf: np.ndarray, *, address: int, bit_mask: int = 0xFF) -> int:
+        """Apply stuck cells to a uint8 view ``buf`` stored at byte ``address``; returns bits changed."""
+        nbits = buf.size * 8
+        if nbits == 0:
+            return 0
+        cells = (np.arange(nbits, dtype=np.int64) + address * 8) % self.n_cells
+        bits = np.unpackbits(buf, bitorder="little").astype(bool)
+        allowed = np.tile(
+            np.unpackbits(np.uint8(bit_mask), bitorder="little").astype(bool), buf.size
+        )
+        faulty = self.faulty[cells] & allowed
+        new_bits = np.where(faulty, self.stuck_value[cells], bits)
+        changed = int(np.count_nonzero(new_bits != bits))
+        buf[...] = np.packbits(new_bits, bitorder="little").reshape(buf.shape)
+        return changed

@@ -1,0 +1,126 @@
+"""FaultSpec: the one definition of "BER" used by training and validation alike."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from nfdeploy.errors import NfdeployError
+
+# Training draws pattern seeds from [0, 30000); evaluation starts at 50000 (as in the paper).
+TRAIN_SEED_RANGE = (0, 30_000)
+EVAL_SEED_START = 50_000
+
+
+class FaultModel(str, Enum):
+    FLIP = "flip"
+    STUCK_AT = "stuck-at"
+    CHIP_MAP = "chip-map"
+
+
+class Storage(str, Enum):
+    INT8_TENSOR = "int8-tensor"
+    INT8_CHANNEL = "int8-channel"
+    QDQ = "qdq"
+    FP16 = "fp16"
+    FP32 = "fp32"
+
+
+DEFINITIONS = {
+    FaultModel.FLIP: "flip: each stored bit flips independently with probability p",
+    FaultModel.STUCK_AT: (
+        "stuck-at: each bit cell is faulty with probability p, stuck at 0 or 1 with "
+        "probability 1/2 each (about p/2 of bits change; reference-compatible '1% BER')"
+    ),
+    FaultModel.CHIP_MAP: "chip-map: a fixed per-cell stuck-at map loaded from a file, the same every trial",
+}
+
+STORAGE_DEFINITIONS = {
+    Storage.INT8_TENSOR: "symmetric per-tensor int8, scale = max|W|/127, two's complement codes",
+    Storage.INT8_CHANNEL: "symmetric per-output-channel int8, scale_c = max|W_c|/127",
+    Storage.QDQ: "int8 initializers of a QDQ model, flipped as stored",
+    Storage.FP16: "IEEE float16 bits",
+    Storage.FP32: "IEEE float32 bits",
+}
+
+
+def parse_bit_positions(text: str | None) -> tuple[int, ...] | None:
+    """'7' -> (7,), '6-7' -> (6, 7), '0,7' -> (0, 7); None or 'all' -> None (all bits)."""
+    if text is None or text.strip().lower() in ("", "all"):
+        return None
+    positions: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            positions.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise NfdeployError(f"--bits {text!r}: use positions like '7', '6-7' or '0,7'.") from None
+    if not positions or min(positions) < 0 or max(positions) > 7:
+        raise NfdeployError(f"--bits {text!r}: bit positions are 0 (LSB) to 7 (MSB) within a byte.")
+    return tuple(sorted(positions))
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """What is stored, how it fails, and at what rate."""
+
+    model: FaultModel = FaultModel.FLIP
+    ber: float = 0.0
+    storage: Storage = Storage.INT8_TENSOR
+    bit_positions: tuple[int, ...] | None = None
+    chip_map: Path | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.ber, float | int) and 0.0 <= self.ber <= 1.0) or math.isnan(
+            self.ber
+        ):
+            raise NfdeployError(
+                f"--ber {self.ber}: a bit error rate is a number in [0, 1], e.g. 0.01."
+            )
+        if self.model is FaultModel.CHIP_MAP and self.chip_map is None:
+            raise NfdeployError(
+                "--fault-model chip-map needs --chip-map FILE (see `nfdeploy chipmap`)."
+            )
+
+    @property
+    def bit_mask(self) -> int:
+        if self.bit_positions is None:
+            return 0xFF
+        return sum(1 << bit for bit in self.bit_positions)
+
+    def with_ber(self, ber: float) -> FaultSpec:
+        return FaultSpec(self.model, float(ber), self.storage, self.bit_positions, self.chip_map)
+
+    def describe(self) -> str:
+        bits = "all bits" if self.bit_positions is None else f"bits {list(self.bit_positions)}"
+        rate = (
+            f"chip map {self.chip_map}"
+            if self.model is FaultModel.CHIP_MAP
+            else f"p = {self.ber:g}"
+        )
+        return f"{DEFINITIONS[self.model]}; {rate}; {bits}; storage: {STORAGE_DEFINITIONS[self.storage]}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fault_model": self.model.value,
+            "ber": self.ber,
+            "storage": self.storage.value,
+            "bit_positions": list(self.bit_positions) if self.bit_positions else None,
+            "chip_map": str(self.chip_map) if self.chip_map else None,
+            "definition": self.describe(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaultSpec:
+        bits = data.get("bit_positions")
+        chip = data.get("chip_map")
+        return cls(
+            FaultModel(data["fault_model"]),
+            float(data["ber"]),
+            Storage(data["storage"]),
+            tuple(bits) if bits else None,
+            Path(chip) if chip else None,
+        )

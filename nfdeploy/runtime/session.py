@@ -1,0 +1,31 @@
+"""onnxruntime sessions and batched inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+from nfdeploy.errors import NfdeployError
+
+
+def make_session(model_bytes: bytes, *, threads: int = 0) -> ort.InferenceSession:
+    """A CPU session at full graph optimization (safe: faults are baked into the bytes)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise NfdeployError(f"onnxruntime cannot load the model: {exc}".splitlines()[0]) from None
+
+
+def run_logits(session: ort.InferenceSession, x: np.ndarray, *, batch_size: int) -> np.ndarray:
+    """Run ``x`` (N, C, H, W) through a single-input session in batches; returns the first output."""
+    name = session.get_inputs()[0].name
+    outputs = [
+        session.run(None, {name: x[start : start + batch_size]})[0]
+        for start in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(outputs, axis=0)

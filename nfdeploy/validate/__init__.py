@@ -1,0 +1,1 @@
+"""Device-like validation in onnxruntime (torch-free)."""

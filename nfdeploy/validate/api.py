@@ -1,0 +1,105 @@
+"""`validate()`: the keyword-only library function behind `nfdeploy validate`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from nfdeploy.errors import NfdeployError
+from nfdeploy.faults.onnx_weights import TensorSelection
+from nfdeploy.faults.spec import FaultModel, parse_bit_positions
+from nfdeploy.validate.report import ValidationReport
+from nfdeploy.validate.runner import run_validation
+
+
+def validate(
+    *,
+    model: str,
+    data: str,
+    bers: tuple[float, ...],
+    generator: str | None = None,
+    split: str = "test",
+    limit: int | None = None,
+    preprocess: str | None = None,
+    trials: int = 10,
+    seed: int = 50_000,
+    fault_model: str = "flip",
+    storage: str = "auto",
+    bits: str | None = None,
+    chip_map: str | None = None,
+    include_bias: bool = False,
+    tensors: str | None = None,
+    faulty_generator: bool = False,
+    threads: int = 0,
+    batch_size: int = 256,
+    report: str | None = None,
+    plots: str | None = None,
+    fail_under: float | None = None,
+    quiet: bool = False,
+) -> bool:
+    """Run validation, print the table to stderr, write JSON/plots; False if --fail-under fails."""
+    threshold = _threshold(fail_under)
+    result = run_validation(
+        model=model,
+        data=data,
+        bers=bers,
+        generator=generator,
+        trials=trials,
+        seed=seed,
+        fault_model=FaultModel(fault_model),
+        storage=storage,
+        bit_positions=parse_bit_positions(bits),
+        chip_map=Path(chip_map) if chip_map else None,
+        selection=TensorSelection(include_bias=include_bias, pattern=tensors),
+        faulty_generator=faulty_generator,
+        preprocess=preprocess,
+        split=split,
+        limit=limit,
+        threads=threads,
+        batch_size=batch_size,
+        progress=not quiet,
+    )
+    print(result.table(), file=sys.stderr)
+    if report:
+        print(f"report: {result.write_json(report)}", file=sys.stderr)
+    if plots:
+        _write_plots(result, Path(plots))
+    return _passes(result, threshold)
+
+
+def _threshold(fail_under: float | None) -> float | None:
+    if fail_under is None:
+        return None
+    value = fail_under / 100.0 if fail_under > 1.0 else fail_under
+    if not 0.0 <= value <= 1.0:
+        raise NfdeployError(f"--fail-under {fail_under}: give an accuracy in 0-1 or 0-100 (%).")
+    return value
+
+
+def _passes(result: ValidationReport, threshold: float | None) -> bool:
+    if threshold is None:
+        return True
+    ok = True
+    for row in result.results:
+        summary = row.pa_nf or row.pa
+        label = "PA(NF)" if row.pa_nf else "PA"
+        if summary.mean < threshold:
+            print(
+                f"FAIL: {label} {summary.mean:.3f} < {threshold:.3f} at BER {row.ber:g}",
+                file=sys.stderr,
+            )
+            ok = False
+    return ok
+
+
+def _write_plots(result: ValidationReport, folder: Path) -> None:
+    try:
+        from nfdeploy.validate import plots
+    except ImportError:
+        print(
+            "plots skipped: matplotlib is not installed; pip install 'nfdeploy[plots]'",
+            file=sys.stderr,
+        )
+        return
+    for path in plots.write_validation_plots(result, folder):
+        print(f"plot: {path}", file=sys.stderr)

@@ -1,0 +1,110 @@
+"""Validation report: per-BER rows with per-trial detail; JSON (versioned) and a human table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.validate.stats import Summary, summarize
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    trial: int
+    seed: int
+    bits_changed: int
+    pa: float
+    pa_nf: float | None
+    inject_s: float  # perturb + write + serialize + session build
+    infer_s: float  # inference over the data set for this trial
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class BerResult:
+    ber: float
+    ca: float
+    ca_nf: float | None
+    trials: list[TrialResult] = field(default_factory=list)
+
+    @property
+    def pa(self) -> Summary:
+        return summarize([t.pa for t in self.trials])
+
+    @property
+    def pa_nf(self) -> Summary | None:
+        values = [t.pa_nf for t in self.trials if t.pa_nf is not None]
+        return summarize(values) if values else None
+
+    @property
+    def rp(self) -> float | None:
+        pa_nf = self.pa_nf
+        return None if pa_nf is None else pa_nf.mean - self.pa.mean
+
+    def to_dict(self) -> dict[str, Any]:
+        pa_nf = self.pa_nf
+        return {
+            "ber": self.ber,
+            "ca": self.ca,
+            "pa": self.pa.to_dict(),
+            "ca_nf": self.ca_nf,
+            "pa_nf": pa_nf.to_dict() if pa_nf else None,
+            "rp": self.rp,
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+
+@dataclass
+class ValidationReport:
+    header: dict[str, Any]  # vendor, generator, data, preprocess, fault model, seeds, tensors
+    results: list[BerResult]
+    timing: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. energy
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            **self.header,
+            "results": [r.to_dict() for r in self.results],
+            "timing": self.timing,
+            **self.extra,
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=False)
+        return write_bytes_atomic(path, (text + "\n").encode())
+
+    def table(self) -> str:
+        fault = self.header["fault"]
+        has_nf = any(r.ca_nf is not None for r in self.results)
+        lines = [
+            f"vendor: {self.header['vendor']['path']}   data: {self.header['data']['source']} "
+            f"({self.header['data']['images']} images)",
+            f"fault model: {fault['definition']}",
+            f"trials: {self.header['trials']}, seeds {self.header['seeds'][0]}..{self.header['seeds'][-1]}; "
+            f"{len(self.header['tensors'])} tensors, {self.header['stored_bytes']:,} stored bytes",
+        ]
+        head = f"{'BER':>8} {'CA':>6} {'PA (mean ± std)':>16} {'95% CI':>13}"
+        if has_nf:
+            head += f" {'CA(NF)':>7} {'PA(NF) (mean ± std)':>20} {'RP':>6}"
+        lines += [head, "-" * len(head)]
+        for row in self.results:
+            pa = row.pa
+            line = f"{row.ber:>8g} {row.ca * 100:6.1f} {pa.text():>16} {pa.ci95[0] * 100:6.1f}-{pa.ci95[1] * 100:<5.1f}"
+            pa_nf = row.pa_nf
+            if has_nf and pa_nf is not None and row.ca_nf is not None and row.rp is not None:
+                line += f" {row.ca_nf * 100:7.1f} {pa_nf.text():>20} {row.rp * 100:+6.1f}"
+            lines.append(line)
+        t = self.timing
+        lines.append(
+            f"{t['images_per_s']:,.0f} images/s; fault emulation overhead {t['overhead_ratio'] * 100:.2f}% "
+            "of inference time per trial"
+        )
+        return "\n".join(lines)
