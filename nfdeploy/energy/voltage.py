@@ -1,0 +1,165 @@
+"""Supply voltage <-> SRAM bit error rate <-> read-energy ratio r.
+
+What is known (NeuralFuse, NeurIPS 2024, and the sources it cites; see
+``shared/reference/neuralfuse-facts.md``):
+
+* 14 nm SRAM (512 x 64 arrays) at **0.83 x Vmin** has a bit error rate of **about 1 %**, and
+  the read energy per access drops to **r = 0.694** of nominal.
+* At Vmin (ratio 1.0) the SRAM is error-free and r = 1 by definition (nominal).
+* The reference implementation lists measured BER points from undervolted SRAM
+  (1.21e-2, 3.98e-3, 1.21e-3, 1.55e-4, 1.26e-4, 4.07e-5, 1.31e-5) **without** the voltages
+  they were measured at, so their r is unknown; they are accepted only together with an
+  explicit ``r``.
+
+Between the two anchored voltages we interpolate r with the power law through both anchors,
+``r = v ** 1.960`` (``1.960 = ln 0.694 / ln 0.83``). Dynamic read energy scales as C V^2, and
+the anchors themselves sit on that law (0.83^2 = 0.689 vs 0.694), so this is defensible for
+0.83 <= v <= 1. Below 0.83 x Vmin (more than ~1 % BER) nothing is anchored: pass ``r``. The
+BER at an interpolated voltage is unknown (reported as ``None``): nothing measured maps the
+voltages between 0.83 and 1.0 to a BER.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from nfdeploy.errors import NfdeployError
+
+__all__ = [
+    "MEASURED_BERS",
+    "PAPER_POINT",
+    "OperatingPoint",
+    "operating_point",
+    "voltage_table",
+]
+
+_SOURCE_PAPER = (
+    "NeuralFuse (NeurIPS 2024) energy model: 14 nm SRAM at 0.83 x Vmin has ~1% BER and read "
+    "energy r = 0.694 of nominal"
+)
+_SOURCE_NOMINAL = "nominal supply (Vmin): no bit errors, r = 1 by definition"
+_SOURCE_INTERP = (
+    "r interpolated with the power law through (1.0, 1.0) and (0.83, 0.694): "
+    "r = v^{exp:.3f} (C V^2 scaling); BER at this voltage is not known"
+)
+_SOURCE_USER = "r given by the user"
+
+#: Measured BER points listed in the reference implementation (voltages not labelled).
+MEASURED_BERS: tuple[float, ...] = (1.21e-2, 3.98e-3, 1.21e-3, 1.55e-4, 1.26e-4, 4.07e-5, 1.31e-5)
+
+_V_LOW, _R_LOW, _BER_LOW = 0.83, 0.694, 0.01
+_EXPONENT = math.log(_R_LOW) / math.log(_V_LOW)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """A weight-SRAM operating point. ``voltage_ratio`` is V / Vmin; ``ber`` and
+    ``voltage_ratio`` are ``None`` where unknown; ``r`` is read energy relative to nominal."""
+
+    voltage_ratio: float | None
+    ber: float | None
+    r: float
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PAPER_POINT = OperatingPoint(_V_LOW, _BER_LOW, _R_LOW, _SOURCE_PAPER)
+_NOMINAL = OperatingPoint(1.0, 0.0, 1.0, _SOURCE_NOMINAL)
+
+
+def voltage_table() -> list[OperatingPoint]:
+    """The anchored points (nominal and the paper's 1% BER point)."""
+    return [_NOMINAL, PAPER_POINT]
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+
+
+def _known() -> str:
+    return (
+        f"known: 0 and {_BER_LOW:g} (= 0.83 x Vmin, r = {_R_LOW}); the measured points "
+        f"{', '.join(f'{b:g}' for b in MEASURED_BERS)} have no voltage label"
+    )
+
+
+def _check_ber(ber: float) -> float:
+    ber = float(ber)
+    if not (0.0 <= ber < 1.0) or math.isnan(ber):
+        raise NfdeployError(f"BER {ber:g}: must be in [0, 1)")
+    return ber
+
+
+def _check_voltage(voltage: float) -> float:
+    voltage = float(voltage)
+    if not voltage > 0 or math.isnan(voltage):
+        raise NfdeployError(f"voltage {voltage:g}: must be a positive ratio to Vmin (e.g. 0.83)")
+    return voltage
+
+
+def _from_ber(ber: float) -> OperatingPoint:
+    if _close(ber, 0.0):
+        return _NOMINAL
+    if _close(ber, _BER_LOW):
+        return PAPER_POINT
+    if any(_close(ber, b) for b in MEASURED_BERS):
+        raise NfdeployError(
+            f"BER {ber:g} is a measured point in the reference list, but its supply voltage is "
+            "not labelled, so its read-energy ratio is unknown; pass --r"
+        )
+    raise NfdeployError(f"BER {ber:g} is outside the voltage table ({_known()}); pass --r")
+
+
+def _from_voltage(voltage: float) -> OperatingPoint:
+    if _close(voltage, 1.0):
+        return _NOMINAL
+    if _close(voltage, _V_LOW):
+        return PAPER_POINT
+    if _V_LOW < voltage < 1.0:
+        r = voltage**_EXPONENT
+        return OperatingPoint(voltage, None, r, _SOURCE_INTERP.format(exp=_EXPONENT))
+    if voltage > 1.0:
+        raise NfdeployError(
+            f"voltage {voltage:g} x Vmin: above nominal saves nothing; the table covers "
+            "0.83..1.0 x Vmin"
+        )
+    raise NfdeployError(
+        f"voltage {voltage:g} x Vmin is below 0.83 x Vmin (BER > ~1%), outside the voltage "
+        "table; pass --r"
+    )
+
+
+def operating_point(
+    ber: float | None = None, voltage: float | None = None, r: float | None = None
+) -> OperatingPoint:
+    """Resolve an operating point from a BER, a voltage ratio (V / Vmin), or both.
+
+    With neither, the paper's point (0.83 x Vmin, 1% BER, r = 0.694). ``r`` (optional)
+    overrides the table; it is required where the table cannot give r (a BER other than 0 or
+    1%, or a voltage below 0.83 x Vmin). Raises NfdeployError with a one-line reason.
+    """
+    if ber is not None:
+        ber = _check_ber(ber)
+    if voltage is not None:
+        voltage = _check_voltage(voltage)
+    if r is not None:
+        r = float(r)
+        if not (0.0 < r <= 1.5) or math.isnan(r):
+            raise NfdeployError(f"r = {r:g}: read-energy ratio must be in (0, 1.5]")
+        return OperatingPoint(voltage, ber, r, _SOURCE_USER)
+    if ber is None and voltage is None:
+        return PAPER_POINT
+    if voltage is None:
+        assert ber is not None
+        return _from_ber(ber)
+    point = _from_voltage(voltage)
+    if ber is not None and (point.ber is None or not _close(point.ber, ber)):
+        raise NfdeployError(
+            f"BER {ber:g} and voltage {voltage:g} x Vmin do not match the table "
+            f"({_known()}); give one of them, or pass --r"
+        )
+    return point
