@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml CMakeLists.txt cpp_ext/bitflip.cpp
 	# The CPU build of torch first, so that no dependency pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[train,plots,dev]'
+	# SCALE-Sim for the energy cross-check; its declared deps (numba, pandas...) are not needed.
+	$(BIN)/pip install -q --no-deps 'scalesim>=3.0,<3.1'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -18,8 +18,8 @@ def conv_bn_weights(seed: int = 0) -> dict[str, np.ndarray]:
         "bn.bias": rng.normal(0, 0.1, MID).astype(np.float32),
         "bn.mean": rng.normal(0, 0.1, MID).astype(np.float32),
         "bn.var": rng.uniform(0.5, 1.5, MID).astype(np.float32),
-        "fc.weight": rng.normal(0, 0.5, (CLASSES, MID)).astype(np.float32),
-        "fc.bias": rng.normal(0, 0.1, CLASSES).astype(np.float32),
+        "fc.weight": rng.normal(0, 2.0, (CLASSES, MID)).astype(np.float32),
+        "fc.bias": rng.normal(0, 0.01, CLASSES).astype(np.float32),
     }
 
 

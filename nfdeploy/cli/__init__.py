@@ -14,13 +14,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from nfdeploy.cli import export_cmd, inspect_cmd, train_cmd, validate_cmd
+    from nfdeploy.cli import energy_cmd, export_cmd, inspect_cmd, train_cmd, validate_cmd
 
     commands = (
         train_cmd.train_command,
         export_cmd.export_command,
         validate_cmd.validate_command,
         inspect_cmd.inspect_command,
+        energy_cmd.energy_command,
     )
     for command in commands:
         main.add_command(command)

@@ -15,13 +15,16 @@ prints it) from address 0. A map shorter than the weights wraps around.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.runtime.onnx_io import write_bytes_atomic
 
 FORMAT = "nfdeploy-chipmap-v1"
 
@@ -61,11 +64,8 @@ class ChipMap:
     def save(
         self, path: str | os.PathLike[str], *, ber: float | None = None, seed: int | None = None
     ) -> None:
-        import io
 
-        from nfdeploy.runtime.onnx_io import write_bytes_atomic
-
-        extra = {"ber": np.float64(ber)} if ber is not None else {}
+        extra: dict[str, Any] = {"ber": np.float64(ber)} if ber is not None else {}
         if seed is not None:
             extra["seed"] = np.int64(seed)
         buffer = io.BytesIO()

@@ -62,6 +62,10 @@ class FaultableModel:
         Re-serializing (rather than ``SessionOptions.add_initializer``) keeps the faults when
         onnxruntime fuses Conv+BatchNormalization, which silently drops overrides.
         """
+        if spec.storage is not self.storage:
+            raise ValueError(
+                f"spec storage {spec.storage.value} != loaded storage {self.storage.value}"
+            )
         faulty = perturb(self.stored, spec, seed=seed, threads=threads, namespace=self.namespace)
         write_weights(self.proto, self.targets, self.stored, [codes for codes, _ in faulty])
         return self.proto.SerializeToString(), sum(changed for _, changed in faulty)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nfdeploy.faults import kernel
+import nfdeploy.faults.kernel as kernel
 from nfdeploy.faults.chipmap import ChipMap
 from nfdeploy.faults.spec import FaultModel, FaultSpec, Storage
 

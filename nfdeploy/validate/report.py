@@ -22,6 +22,7 @@ class TrialResult:
     pa_nf: float | None
     inject_s: float  # perturb + write + serialize + session build
     infer_s: float  # inference over the data set for this trial
+    generator_bits_changed: int = 0  # with --faulty-generator
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -18,7 +18,7 @@ from nfdeploy.data import Preprocess, load_dataset
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
-from nfdeploy.faults.spec import EVAL_SEED_START, TRAIN_SEED_RANGE, FaultModel, FaultSpec
+from nfdeploy.faults.spec import EVAL_SEED_START, TRAIN_SEED_RANGE, FaultModel, FaultSpec, Storage
 from nfdeploy.runtime.session import make_session, run_logits
 from nfdeploy.validate.report import BerResult, TrialResult, ValidationReport
 
@@ -84,12 +84,13 @@ class _Fuser:
             make_session(model_bytes, threads=self.threads), self.x, batch_size=self.batch
         )
 
-    def for_trial(self, spec: FaultSpec | None, seed: int) -> np.ndarray | None:
+    def for_trial(self, spec: FaultSpec | None, seed: int) -> tuple[np.ndarray | None, int]:
+        """Fused inputs for this trial and the number of generator bits changed."""
         if self.generator is None or spec is None:
-            return self.clean
-        return self.fuse(
-            self.generator.faulty_bytes(spec, seed=seed, threads=max(self.threads, 1))[0]
-        )
+            return self.clean, 0
+        spec = dataclasses.replace(spec, storage=self.generator.storage)
+        faulty, changed = self.generator.faulty_bytes(spec, seed=seed, threads=max(self.threads, 1))
+        return self.fuse(faulty), changed
 
 
 def run_validation(
@@ -126,7 +127,10 @@ def run_validation(
         raise NfdeployError(
             f"{model}: no Conv/Gemm/MatMul weight tensors selected; check --tensors."
         )
-    gen = load_faultable(generator, storage="fp32", namespace="generator/") if generator else None
+    gen = None
+    if generator:  # a faulty generator is stored like the vendor (a float G emulates int8 storage)
+        gen_storage = "auto" if vendor.storage is Storage.QDQ else vendor.storage.value
+        gen = load_faultable(generator, storage=gen_storage, namespace="generator/")
     if gen is not None:
         _check_generator(gen, vendor)
     pre = resolve_preprocess(preprocess, vendor, gen)
@@ -161,7 +165,7 @@ def run_validation(
             faulty, changed = vendor.faulty_bytes(spec, seed=trial_seed, threads=max(threads, 1))
             session = make_session(faulty, threads=threads)
             inject_s = time.perf_counter() - start
-            fused = fuser.for_trial(spec if faulty_generator else None, trial_seed)
+            fused, gen_changed = fuser.for_trial(spec if faulty_generator else None, trial_seed)
             start = time.perf_counter()
             pa = accuracy(run_logits(session, x, batch_size=batch_size), labels)
             pa_nf = (
@@ -170,7 +174,9 @@ def run_validation(
                 else accuracy(run_logits(session, fused, batch_size=batch_size), labels)
             )
             infer_s = time.perf_counter() - start
-            row.trials.append(TrialResult(trial, trial_seed, changed, pa, pa_nf, inject_s, infer_s))
+            row.trials.append(
+                TrialResult(trial, trial_seed, changed, pa, pa_nf, inject_s, infer_s, gen_changed)
+            )
             infer_total, inject_total = infer_total + infer_s, inject_total + inject_s
             images += len(x) * (1 if fused is None else 2)
             bar.update(1)

@@ -1,0 +1,103 @@
+"""`nfdeploy train`: EOPM training of a generator against the vendor model (or a surrogate)."""
+
+from __future__ import annotations
+
+import click
+
+from nfdeploy.cli._errors import user_errors
+
+
+@click.command("train")
+@click.option(
+    "--model",
+    "vendor",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Vendor ONNX model (frozen).",
+)
+@click.option(
+    "--data", default=None, help="Training data: a folder, CIFAR/IDX/npz path, or 'synthetic'."
+)
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run folder to create.")
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Continue this run folder.",
+)
+@click.option(
+    "--surrogate",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Restricted access: take gradients from this ONNX model instead.",
+)
+@click.option(
+    "--generator",
+    default="UNetS",
+    show_default=True,
+    help="ConvL, ConvS, DeConvL, DeConvS, UNetL, UNetS or module:factory.",
+)
+@click.option(
+    "--preprocess", default=None, help="e.g. 'cifar10', 'unit', 'mean=.5/.5/.5,std=.5/.5/.5'."
+)
+@click.option(
+    "--epochs", type=int, default=None, help="[default: 10] With --resume: train up to this epoch."
+)
+@click.option("--batch-size", type=int, default=25, show_default=True)
+@click.option(
+    "--lr",
+    type=float,
+    default=1e-3,
+    show_default=True,
+    help="Adam lr; cosine decay to 5% of it over the run.",
+)
+@click.option(
+    "--n-perturbed", type=int, default=10, show_default=True, help="N perturbed models per step."
+)
+@click.option(
+    "--lambda",
+    "lam",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Weight of the perturbed losses.",
+)
+@click.option("--train-ber", type=float, default=0.01, show_default=True)
+@click.option(
+    "--fault-model", type=click.Choice(["flip", "stuck-at"]), default="stuck-at", show_default=True
+)
+@click.option(
+    "--storage",
+    type=click.Choice(["auto", "int8-tensor", "int8-channel", "qdq", "fp16", "fp32"]),
+    default="auto",
+    show_default=True,
+)
+@click.option("--bits", default=None, help="Only these bit positions fail, e.g. '7' or '6-7'.")
+@click.option("--include-bias", is_flag=True, help="Also inject into biases.")
+@click.option("--tensors", default=None, help="Regex: only initializers whose name matches.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--holdout",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Training images held out for per-epoch CA(NF)/PA(NF).",
+)
+@click.option("--limit", type=int, default=None, help="Use only this many training images.")
+@click.option("--amp/--no-amp", default=False, show_default=True, help="bf16 autocast on CPU.")
+@click.option(
+    "--threads", type=int, default=0, show_default=True, help="torch threads (0 = default)."
+)
+@click.option(
+    "--stop-after",
+    type=int,
+    default=None,
+    help="Stop after this epoch (resume later with --resume).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def train_command(**options: object) -> None:
+    """Train a NeuralFuse generator with EOPM; the vendor's weights stay unchanged."""
+    from nfdeploy.train.api import train_from_options
+
+    with user_errors():
+        train_from_options(**options)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Generator -> ONNX (parity check, provenance metadata), optional merged pipeline and int8."""

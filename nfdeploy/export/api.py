@@ -1,0 +1,70 @@
+"""`export()`: the keyword-only library function behind `nfdeploy export`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from nfdeploy.errors import NfdeployError
+from nfdeploy.export.generator import build_generator_onnx, load_generator
+from nfdeploy.runtime.onnx_io import save_model_atomic
+
+
+def export(
+    *,
+    run: str,
+    out: str | None = None,
+    model: str | None = None,
+    merge: bool = False,
+    quantize: str | None = None,
+) -> dict[str, Any]:
+    """Write generator.onnx (and optionally pipeline.onnx, generator.int8.onnx); returns a summary."""
+    loaded = load_generator(run)
+    vendor_path = model or loaded.config.vendor
+    if not Path(vendor_path).is_file():
+        raise NfdeployError(f"{vendor_path}: vendor model not found; pass --model vendor.onnx.")
+    generator, vendor, parity = build_generator_onnx(loaded, vendor_path)
+    out_path = (
+        Path(out)
+        if out
+        else (Path(run) if Path(run).is_dir() else Path(run).parent) / "generator.onnx"
+    )
+    summary: dict[str, Any] = {
+        "checkpoint": str(loaded.checkpoint),
+        "epoch": loaded.epoch,
+        "parity_max_abs": parity,
+    }
+    written = [save_model_atomic(generator, out_path)]
+    if merge:
+        from nfdeploy.export.merge import merge_pipeline
+
+        written.append(
+            save_model_atomic(
+                merge_pipeline(generator, vendor), out_path.with_name("pipeline.onnx")
+            )
+        )
+    if quantize == "int8":
+        from nfdeploy.export.quantize import quantize_generator
+
+        quantized, check = quantize_generator(
+            generator,
+            vendor,
+            data=loaded.config.data,
+            pre=loaded.preprocess,
+            seed=loaded.config.seed,
+        )
+        written.append(
+            save_model_atomic(quantized, out_path.with_name(out_path.stem + ".int8.onnx"))
+        )
+        summary["int8_check"] = check
+        print(
+            f"int8 generator: CA(NF) {check['ca_nf_int8'] * 100:.1f} vs float {check['ca_nf_float'] * 100:.1f} "
+            f"on {int(check['images'])} test images",
+            file=sys.stderr,
+        )
+    summary["written"] = [str(p) for p in written]
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    print(f"parity: max |onnxruntime - torch| = {parity:.2e}", file=sys.stderr)
+    return summary

@@ -1,0 +1,1 @@
+"""EOPM training of a generator against a frozen vendor model (torch)."""

@@ -1,0 +1,62 @@
+"""Resolved training configuration, stored as config.json in the run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from nfdeploy.errors import NfdeployError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    vendor: str  # the vendor ONNX (never written; sha256 recorded)
+    data: str
+    surrogate: str | None = None  # restricted access: gradients come from this model instead
+    generator: str = "UNetS"
+    preprocess: str | None = None  # text form; None = stored with the vendor, else 'unit'
+    epochs: int = 10
+    batch_size: int = 25
+    lr: float = 1e-3
+    lr_floor: float = 0.05  # cosine decay to lr * lr_floor over the whole run
+    n_perturbed: int = 10
+    lam: float = 5.0
+    train_ber: float = 0.01
+    fault_model: str = "stuck-at"
+    storage: str = "auto"
+    bits: str | None = None
+    include_bias: bool = False
+    tensors: str | None = None
+    seed: int = 0
+    holdout: int = 500  # images held out of the train split for per-epoch CA(NF)/PA(NF)
+    holdout_trials: int = 3
+    limit: int | None = None  # use only this many training images (seeded subset)
+    amp: bool = False  # bf16 autocast on CPU
+    channels_last: bool = True
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"--epochs {self.epochs}: need at least 1."),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size}: need at least 1."),
+            (self.lr > 0, f"--lr {self.lr}: the learning rate must be positive."),
+            (self.n_perturbed >= 0, f"--n-perturbed {self.n_perturbed}: use 0 or more."),
+            (self.lam >= 0, f"--lambda {self.lam}: use 0 or more."),
+            (
+                0 <= self.train_ber <= 1,
+                f"--train-ber {self.train_ber}: a rate in [0, 1], e.g. 0.01.",
+            ),
+            (self.holdout >= 0, f"--holdout {self.holdout}: use 0 or more images."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise NfdeployError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,204 @@
+"""`train()`: EOPM training of a generator against a frozen vendor model, with resume."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from nfdeploy import __version__
+from nfdeploy.data import Dataset
+from nfdeploy.errors import NfdeployError
+from nfdeploy.train.config import TrainConfig
+from nfdeploy.train.distributed import DistContext
+from nfdeploy.train.eopm import eopm_step
+from nfdeploy.train.perturbed import draw_train_seeds
+from nfdeploy.train.run_dir import LAST, RunDir, load_checkpoint
+from nfdeploy.train.setup import TrainSetup, build_setup, make_optimizer
+
+# Held-out evaluation during training uses its own seeds: outside both the training range
+# [0, 30000) and validate's range (50000+).
+HOLDOUT_SEED_START = 40_000
+
+
+def _batches(
+    setup: TrainSetup, indices: np.ndarray, batch_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    data, pre = setup.train_set, setup.preprocess
+    for start in range(0, len(indices) - batch_size + 1, batch_size):
+        index = indices[start : start + batch_size]
+        x = torch.from_numpy(pre.apply(data.images[index]))
+        yield x, torch.from_numpy(data.labels[index].astype(np.int64))
+
+
+@torch.no_grad()
+def evaluate(
+    setup: TrainSetup, data: Dataset, *, use_generator: bool, batch: int = 250
+) -> dict[str, float]:
+    """CA and mean PA over ``holdout_trials`` fixed seeds at the training BER (torch side)."""
+    config, module = setup.config, setup.module
+    fused = setup.fused_input.eval()
+    seeds = [HOLDOUT_SEED_START + k for k in range(config.holdout_trials)]
+    overrides = [setup.weights.clean()] + [setup.weights.for_seed(s) for s in seeds]
+    correct = np.zeros(len(overrides))
+    for start in range(0, len(data), batch):
+        x = torch.from_numpy(setup.preprocess.apply(data.images[start : start + batch]))
+        y = torch.from_numpy(data.labels[start : start + batch])
+        inputs = fused(x) if use_generator else x
+        for k, weights in enumerate(overrides):
+            with module.weight_overrides(weights):
+                correct[k] += float((module(inputs).argmax(1) == y).sum())
+    fused.train()
+    accuracy = correct / max(len(data), 1)
+    return {
+        "ca": float(accuracy[0]),
+        "pa": float(accuracy[1:].mean()) if len(seeds) else float("nan"),
+    }
+
+
+def _state(
+    setup: TrainSetup, optimizer: Any, scheduler: Any, epoch: int, best: float
+) -> dict[str, Any]:
+    return {
+        "format": "nfdeploy-generator-checkpoint-v1",
+        "nfdeploy_version": __version__,
+        "epoch": epoch,
+        "best_pa_nf": best,
+        "generator": setup.fused_input.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "config": setup.config.to_dict(),
+        "provenance": setup.provenance(),
+    }
+
+
+def train(
+    *,
+    config: TrainConfig,
+    out: str | Path,
+    resume: bool = False,
+    quiet: bool = False,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) a generator; writes config.json, metrics.jsonl, last.pt and best.pt in ``out``."""
+    dist = DistContext.from_env()
+    run = RunDir(out)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    progress = not quiet and dist.is_main
+    setup = build_setup(config, progress=progress)
+    model = dist.wrap(setup.fused_input)
+    steps = (len(dist.shard(np.arange(len(setup.train_set))))) // config.batch_size
+    if steps == 0:
+        raise NfdeployError(
+            f"--batch-size {config.batch_size}: larger than the training data per process."
+        )
+    optimizer, scheduler = make_optimizer(setup.fused_input, config, steps)
+    start_epoch, best = 1, -1.0
+    if resume:
+        state = load_checkpoint(run.checkpoint_path(LAST))
+        setup.fused_input.load_state_dict(state["generator"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best = int(state["epoch"]) + 1, float(state["best_pa_nf"])
+    if dist.is_main:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(
+            {"config": config.to_dict(), **setup.provenance(), "nfdeploy": __version__}
+        )
+        if resume:
+            run.truncate_metrics(start_epoch - 1)
+        else:
+            run.truncate_metrics(0)
+            run.append_metrics(
+                {
+                    "epoch": 0,
+                    **_prefixed(evaluate(setup, setup.holdout_set, use_generator=False), ""),
+                }
+            )
+    with setup.module.weight_overrides(setup.weights.clean()):
+        last_epoch = min(config.epochs, stop_after or config.epochs)
+        for epoch in range(start_epoch, last_epoch + 1):
+            row = _run_epoch(setup, model, optimizer, scheduler, epoch, dist, progress)
+            if not dist.is_main:
+                continue
+            row.update(_prefixed(evaluate(setup, setup.holdout_set, use_generator=True), "_nf"))
+            is_best = row["pa_nf"] > best
+            best = max(best, row["pa_nf"])
+            run.save_checkpoint(_state(setup, optimizer, scheduler, epoch, best), best=is_best)
+            run.append_metrics(row)
+            if progress:
+                print(_epoch_line(row), file=sys.stderr)
+    dist.barrier()
+    dist.close()
+    return {
+        "out": str(run.path),
+        "best_pa_nf": best,
+        "metrics": run.read_metrics() if dist.is_main else [],
+    }
+
+
+def _prefixed(metrics: dict[str, float], suffix: str) -> dict[str, float]:
+    return {f"{key}{suffix}": value for key, value in metrics.items()}
+
+
+def _epoch_line(row: dict[str, Any]) -> str:
+    return (
+        f"epoch {row['epoch']}: loss {row['loss']:.4f}  CA(NF) {row['ca_nf'] * 100:.1f}  "
+        f"PA(NF) {row['pa_nf'] * 100:.1f}  ({row['seconds']:.0f}s)"
+    )
+
+
+def _run_epoch(
+    setup: TrainSetup,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    epoch: int,
+    dist: DistContext,
+    progress: bool,
+) -> dict[str, Any]:
+    config = setup.config
+    order = dist.shard(
+        np.random.default_rng([config.seed, epoch]).permutation(len(setup.train_set))
+    )
+    fault_rng = np.random.default_rng([config.seed, epoch, 7919, dist.rank])
+    steps = len(order) // config.batch_size
+    bar = tqdm(
+        _batches(setup, order, config.batch_size), total=steps, desc=f"epoch {epoch}/{config.epochs}",
+        file=sys.stderr, disable=None if progress else True, leave=False,
+    )  # fmt: skip
+    start, losses = time.perf_counter(), []
+    for x, y in bar:
+        if config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        seeds = draw_train_seeds(fault_rng, config.n_perturbed)
+        perturbed = (setup.weights.for_seed(s) for s in seeds)
+        _, loss = eopm_step(
+            model,
+            setup.module,
+            x,
+            y,
+            perturbed,
+            lam=config.lam,
+            n_perturbed=config.n_perturbed,
+            amp=config.amp,
+        )
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        losses.append(loss)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+    bar.close()
+    return {
+        "epoch": epoch,
+        "loss": dist.mean(float(np.mean(losses))),
+        "lr": scheduler.get_last_lr()[0],
+        "seconds": time.perf_counter() - start,
+    }

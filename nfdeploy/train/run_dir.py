@@ -1,0 +1,73 @@
+"""Run folder: config.json, metrics.jsonl, atomic checkpoints (last.pt every epoch, best.pt)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nfdeploy.errors import NfdeployError
+from nfdeploy.runtime.onnx_io import write_bytes_atomic
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+LAST = "last.pt"
+BEST = "best.pt"
+
+
+class RunDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        write_bytes_atomic(self.path / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
+
+    def read_config(self) -> dict[str, Any]:
+        path = self.path / CONFIG
+        if not path.is_file():
+            raise NfdeployError(
+                f"{self.path}: no {CONFIG}; is this a run folder from `nfdeploy train`?"
+            )
+        return dict(json.loads(path.read_text()))
+
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        with open(self.path / METRICS, "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        path = self.path / METRICS
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def truncate_metrics(self, epochs_done: int) -> None:
+        """Drop rows past the last checkpoint (written before a crash), so resume does not repeat them."""
+        rows = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs_done]
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        write_bytes_atomic(self.path / METRICS, text.encode())
+
+    def save_checkpoint(self, state: dict[str, Any], *, best: bool) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+        write_bytes_atomic(self.path / LAST, data)
+        if best:
+            write_bytes_atomic(self.path / BEST, data)
+
+    def checkpoint_path(self, which: str = LAST) -> Path:
+        return self.path / which
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise NfdeployError(f"{path}: no checkpoint here; train first or pass a run folder.")
+    try:
+        return dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:
+        raise NfdeployError(
+            f"{path}: not a readable nfdeploy checkpoint ({type(exc).__name__})."
+        ) from None

@@ -1,0 +1,152 @@
+"""Build everything a training run needs from a TrainConfig (model, data, generator, faults)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from nfdeploy.data import Dataset, Preprocess, load_dataset
+from nfdeploy.errors import NfdeployError
+from nfdeploy.faults.onnx_model import FaultableModel, file_sha256, load_faultable
+from nfdeploy.faults.onnx_weights import TensorSelection
+from nfdeploy.faults.spec import FaultModel, FaultSpec, parse_bit_positions
+from nfdeploy.generators import FusedInput, build_generator
+from nfdeploy.train.config import TrainConfig
+from nfdeploy.train.perturbed import PerturbedWeights
+from nfdeploy.vendor import VendorModule, load_vendor
+
+PREPROCESS_KEY = "nfdeploy.preprocess"
+
+
+@dataclass
+class TrainSetup:
+    config: TrainConfig
+    vendor_sha256: str
+    faultable: FaultableModel  # the model gradients come from (vendor, or surrogate)
+    module: VendorModule
+    spec: FaultSpec
+    weights: PerturbedWeights
+    preprocess: Preprocess
+    train_set: Dataset
+    holdout_set: Dataset
+    fused_input: FusedInput
+
+    def provenance(self) -> dict[str, object]:
+        return {
+            "vendor_sha256": self.vendor_sha256,
+            "gradient_model": self.faultable.path.name,
+            "gradient_model_sha256": self.faultable.sha256,
+            "fault": self.spec.to_dict(),
+            "preprocess": self.preprocess.to_dict(),
+            "tensors": [t.name for t in self.faultable.targets],
+            "input_shape": [
+                self.preprocess.channels,
+                self.preprocess.height,
+                self.preprocess.width,
+            ],
+        }
+
+
+def resolve_preprocess(text: str | None, model: FaultableModel) -> Preprocess:
+    if text is not None:
+        pre = Preprocess.parse(text)
+    elif PREPROCESS_KEY in model.metadata:
+        pre = Preprocess.from_dict(json.loads(model.metadata[PREPROCESS_KEY]))
+    else:
+        pre = Preprocess.parse("unit")
+    dims = model.input_dims
+    if len(dims) != 4 or not all(dims[1:]):
+        raise NfdeployError(f"{model.path}: expected a fixed-size NCHW image input, got {dims}.")
+    return dataclasses.replace(
+        pre, channels=int(dims[1] or 0), height=int(dims[2] or 0), width=int(dims[3] or 0)
+    )
+
+
+def split_holdout(data: Dataset, holdout: int, seed: int) -> tuple[Dataset, Dataset]:
+    if holdout >= len(data):
+        raise NfdeployError(f"--holdout {holdout}: the training split has only {len(data)} images.")
+    order = np.random.default_rng([seed, 17]).permutation(len(data))
+    train_idx, holdout_idx = np.sort(order[holdout:]), order[:holdout]
+    return _take(data, train_idx), _take(data, holdout_idx)
+
+
+def _take(data: Dataset, index: np.ndarray) -> Dataset:
+    return Dataset(data.images[index], data.labels[index], data.class_names, data.source)
+
+
+def build_fused_input(config: TrainConfig, pre: Preprocess) -> FusedInput:
+    torch.manual_seed(config.seed)
+    generator = build_generator(
+        config.generator, channels=pre.channels, height=pre.height, width=pre.width
+    )
+    lo, hi = pre.valid_range()
+    fused = FusedInput(generator, [float(v) for v in lo], [float(v) for v in hi])
+    return fused.to(memory_format=torch.channels_last) if config.channels_last else fused  # type: ignore[call-overload]
+
+
+def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
+    if config.fault_model == FaultModel.CHIP_MAP.value:
+        raise NfdeployError(
+            "--fault-model chip-map is for validation; train with flip or stuck-at."
+        )
+    if not Path(config.vendor).is_file():
+        raise NfdeployError(f"{config.vendor}: no such vendor ONNX file. Check --model.")
+    vendor_sha = file_sha256(config.vendor)
+    source = config.surrogate or config.vendor
+    selection = TensorSelection(include_bias=config.include_bias, pattern=config.tensors)
+    faultable = load_faultable(source, storage=config.storage, selection=selection)
+    if not faultable.targets:
+        raise NfdeployError(f"{source}: no Conv/Gemm/MatMul weights selected; check --tensors.")
+    module = load_vendor(source)
+    _check_names(module, faultable)
+    spec = FaultSpec(
+        FaultModel(config.fault_model),
+        config.train_ber,
+        faultable.storage,
+        parse_bit_positions(config.bits),
+    )
+    pre = resolve_preprocess(config.preprocess, faultable)
+    data = load_dataset(
+        config.data, split="train", limit=config.limit, seed=config.seed, progress=progress
+    )
+    train_set, holdout_set = split_holdout(data, config.holdout, config.seed)
+    return TrainSetup(
+        config, vendor_sha, faultable, module, spec,
+        PerturbedWeights(faultable, spec, threads=1), pre, train_set, holdout_set,
+        build_fused_input(config, pre),
+    )  # fmt: skip
+
+
+def _check_names(module: VendorModule, faultable: FaultableModel) -> None:
+    known = set(module.fault_targets())
+    missing = [t.name for t in faultable.targets if t.name not in known]
+    if missing:
+        raise NfdeployError(
+            f"{faultable.path}: the torch conversion does not expose weights {missing[:3]}; "
+            "please report this model's exporter."
+        )
+
+
+def cosine_lr(total_steps: int, floor: float) -> object:
+    """Cosine decay from 1 to ``floor`` over the whole run (never to zero)."""
+
+    def factor(step: int) -> float:
+        progress = min(step / max(total_steps, 1), 1.0)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def make_optimizer(
+    fused: nn.Module, config: TrainConfig, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    optimizer = torch.optim.Adam(fused.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    schedule = cosine_lr(config.epochs * steps_per_epoch, config.lr_floor)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)  # type: ignore[arg-type]

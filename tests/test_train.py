@@ -1,0 +1,263 @@
+"""EOPM training: loss vs a naive reference, frozen vendor, train/validate fault parity, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+from onnx import numpy_helper
+
+from nfdeploy.cli import main
+from nfdeploy.faults.onnx_model import file_sha256, load_faultable
+from nfdeploy.faults.spec import FaultModel, FaultSpec, Storage
+from nfdeploy.generators import FusedInput, build_generator
+from nfdeploy.train.eopm import eopm_loss_naive, eopm_step
+from nfdeploy.train.perturbed import PerturbedWeights
+from nfdeploy.vendor import load_vendor
+from tests.onnx_builders import IN_CHANNELS, SIZE, conv_bn_model
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:You are using the legacy TorchScript-based ONNX export"
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # type: ignore[no-untyped-def]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def vendor_path(tmp_path: Path) -> Path:
+    path = tmp_path / "vendor.onnx"
+    onnx.save(conv_bn_model(seed=1), str(path))
+    return path
+
+
+@pytest.fixture
+def data_path(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (120, 1, 1, IN_CHANNELS))
+    images = np.clip(colours + rng.integers(-20, 21, (120, SIZE, SIZE, IN_CHANNELS)), 0, 255)
+    path = tmp_path / "data.npz"
+    np.savez(path, x=images.astype(np.uint8), y=rng.integers(0, 3, 120))
+    return path
+
+
+def _fused(seed: int = 0) -> FusedInput:
+    torch.manual_seed(seed)
+    return FusedInput(
+        build_generator("ConvS", channels=IN_CHANNELS, height=SIZE, width=SIZE), [0.0], [1.0]
+    )
+
+
+def test_eopm_step_matches_naive_loss(vendor_path: Path) -> None:
+    model = load_faultable(vendor_path)
+    weights = PerturbedWeights(model, FaultSpec(FaultModel.STUCK_AT, 0.05, model.storage))
+    perturbed = [weights.for_seed(s) for s in (3, 4, 5)]
+    vendor = load_vendor(vendor_path)
+    x = torch.rand(8, IN_CHANNELS, SIZE, SIZE)
+    y = torch.randint(0, 3, (8,))
+    ours, naive = _fused(), _fused()
+    _, total = eopm_step(ours, vendor, x, y, iter(perturbed), lam=5.0, n_perturbed=3)
+    reference = eopm_loss_naive(naive, vendor, x, y, perturbed, lam=5.0)
+    reference.backward()
+    assert total == pytest.approx(reference.item(), rel=1e-5)
+    # conv biases before BN have ~0 true gradient (float noise): compare on the global scale
+    scale = max(float(p.grad.abs().max()) for p in naive.parameters() if p.grad is not None)
+    for a, b in zip(ours.parameters(), naive.parameters(), strict=True):
+        assert a.grad is not None and b.grad is not None
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-4 * scale)
+    assert all(p.grad is None for p in vendor.parameters())
+
+
+@pytest.mark.parametrize("fault_model", [FaultModel.FLIP, FaultModel.STUCK_AT])
+def test_training_weights_equal_validate_initializers(
+    vendor_path: Path, fault_model: FaultModel
+) -> None:
+    """For a seed, the perturbed weights training uses are the ones validate writes to ONNX."""
+    model = load_faultable(vendor_path)
+    spec = FaultSpec(fault_model, 0.02, model.storage)
+    trained = PerturbedWeights(load_faultable(vendor_path), spec).for_seed(1234)
+    faulty_bytes, _ = model.faulty_bytes(spec, seed=1234)
+    inits = {
+        i.name: numpy_helper.to_array(i)
+        for i in onnx.load_from_string(faulty_bytes).graph.initializer
+    }
+    assert set(trained) == {t.name for t in model.targets}
+    for name, tensor in trained.items():
+        np.testing.assert_array_equal(tensor.numpy(), inits[name])
+
+
+def test_vendor_is_frozen_by_training(vendor_path: Path, data_path: Path, tmp_path: Path) -> None:
+    before = file_sha256(vendor_path)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, [*_train_args(vendor_path, data_path, run), "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert file_sha256(vendor_path) == before
+    config = json.loads((run / "config.json").read_text())
+    assert config["vendor_sha256"] == before
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert {"loss", "ca_nf", "pa_nf"} <= set(rows[1])
+
+
+def _train_args(vendor: Path, data: Path, out: Path) -> list[str]:
+    return [
+        "train", "-q", "--model", str(vendor), "--data", str(data), "--out", str(out),
+        "--generator", "ConvS", "--batch-size", "10", "--n-perturbed", "2", "--holdout", "20",
+        "--preprocess", "unit", "--train-ber", "0.05", "--threads", "1",
+    ]  # fmt: skip
+
+
+def _generator_state(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "last.pt", weights_only=True)["generator"]  # type: ignore[no-any-return]
+
+
+def test_resume_continues_exactly(vendor_path: Path, data_path: Path, tmp_path: Path) -> None:
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            main, [*_train_args(vendor_path, data_path, straight), "--epochs", "2"]
+        ).exit_code
+        == 0
+    )
+    first = [*_train_args(vendor_path, data_path, split), "--epochs", "2", "--stop-after", "1"]
+    assert runner.invoke(main, first).exit_code == 0
+    assert 'epoch": 2' not in (split / "metrics.jsonl").read_text()
+    result = runner.invoke(main, ["train", "-q", "--resume", str(split)])
+    assert result.exit_code == 0, result.output
+    for key, value in _generator_state(straight).items():
+        torch.testing.assert_close(_generator_state(split)[key], value, rtol=0, atol=0)
+    assert (straight / "metrics.jsonl").read_text().count("\n") == (
+        split / "metrics.jsonl"
+    ).read_text().count("\n")
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(vendor_path: Path, data_path: Path, tmp_path: Path) -> None:
+    run, reference = tmp_path / "killed", tmp_path / "reference"
+    args = [
+        sys.executable,
+        "-m",
+        "nfdeploy",
+        *_train_args(vendor_path, data_path, run),
+        "--epochs",
+        "3",
+    ]
+    process = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (run / "last.pt").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert (run / "last.pt").exists()
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["train", "-q", "--resume", str(run), "--epochs", "3"]).exit_code == 0
+    )
+    assert (
+        runner.invoke(
+            main, [*_train_args(vendor_path, data_path, reference), "--epochs", "3"]
+        ).exit_code
+        == 0
+    )
+    for key, value in _generator_state(reference).items():
+        torch.testing.assert_close(_generator_state(run)[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run(vendor_path: Path, data_path: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        "-m", "nfdeploy", *_train_args(vendor_path, data_path, run), "--epochs", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1]  # rank 0 alone wrote
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--epochs", "0"], "--epochs 0"),
+        (["--train-ber", "1.5"], "--train-ber"),
+        (["--generator", "NoSuchNet"], "NoSuchNet"),
+        (["--holdout", "100000"], "--holdout"),
+    ],
+)
+def test_bad_train_options(
+    vendor_path: Path, data_path: Path, tmp_path: Path, extra: list[str], message: str
+) -> None:
+    result = CliRunner().invoke(
+        main, [*_train_args(vendor_path, data_path, tmp_path / "r"), *extra]
+    )
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_new_run_needs_model_data_out(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["train", "--data", "synthetic", "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code != 0 and "--model is required" in result.output
+
+
+def test_qdq_training_weights_equal_validate(tmp_path: Path) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.items = iter(
+                [
+                    {"x": rng.random((1, IN_CHANNELS, SIZE, SIZE), dtype=np.float32)}
+                    for _ in range(4)
+                ]
+            )
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    float_path, qdq_path = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    onnx.save(conv_bn_model(), str(float_path))
+    quantize_static(
+        str(float_path), str(qdq_path), Reader(), quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+    model = load_faultable(qdq_path)
+    spec = FaultSpec(FaultModel.FLIP, 0.05, Storage.QDQ)
+    trained = PerturbedWeights(model, spec).for_seed(77)
+    inits = {
+        i.name: numpy_helper.to_array(i)
+        for i in onnx.load_from_string(model.faulty_bytes(spec, seed=77)[0]).graph.initializer
+    }
+    vendor = load_vendor(qdq_path)
+    for target, stored in zip(model.targets, model.stored, strict=True):
+        np.testing.assert_array_equal(
+            trained[target.name].numpy(), stored.dequantize(inits[target.name])
+        )
+        assert target.name in vendor.fault_targets()
