@@ -1,0 +1,97 @@
+"""On-disk cache of decoded image folders: one uncompressed ``.npz`` (uint8) per folder+split.
+
+The key is the absolute folder path, the split, and a fingerprint of every image file's
+relative path, size and mtime, so editing, adding or removing an image invalidates it.
+Files are written to a temporary name and moved into place with ``os.replace``, so a
+crashed or concurrent writer never leaves a half-written entry behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CACHE_ENV", "default_cache_dir", "fingerprint", "read_cache", "write_cache"]
+
+CACHE_ENV = "NFDEPLOY_CACHE"
+_FORMAT_VERSION = 1
+
+
+def default_cache_dir() -> Path | None:
+    """``$NFDEPLOY_CACHE/data`` if set (``off``/``0``/``none`` disables), else
+    ``~/.cache/nfdeploy/data``."""
+    env = os.environ.get(CACHE_ENV)
+    if env is not None and env.strip():
+        if env.strip().lower() in ("off", "0", "none", "false", "no"):
+            return None
+        return Path(env).expanduser() / "data"
+    return Path.home() / ".cache" / "nfdeploy" / "data"
+
+
+def fingerprint(files: list[Path], root: Path) -> str:
+    """Hash of (relative path, size, mtime_ns) for each file, in the given order."""
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        rel = f.relative_to(root).as_posix()
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def cache_path(cache_dir: Path, root: Path, split: str, fp: str) -> Path:
+    key = hashlib.sha256(
+        f"v{_FORMAT_VERSION}\0{root.resolve()}\0{split}\0{fp}".encode()
+    ).hexdigest()[:24]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.resolve().name)[:40] or "root"
+    return cache_dir / f"imagefolder-{name}-{split}-{key}.npz"
+
+
+def read_cache(path: Path) -> tuple[np.ndarray, np.ndarray, list[str], str] | None:
+    """(images, labels, class_names, note) from a cache entry, or None if absent/unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            images = z["images"]
+            labels = z["labels"]
+            names = [str(s) for s in z["class_names"]]
+            note = str(z["note"]) if "note" in z.files else ""
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        return None  # corrupt or foreign file: decode again and overwrite
+    if images.dtype != np.uint8 or images.ndim != 4 or len(images) != len(labels):
+        return None
+    return images, labels.astype(np.int64, copy=False), names, note
+
+
+def write_cache(
+    path: Path, images: np.ndarray, labels: np.ndarray, class_names: list[str], note: str = ""
+) -> bool:
+    """Atomically write a cache entry; returns False (and leaves nothing) if it can't."""
+    tmp_name: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(
+                f,
+                images=images,
+                labels=labels.astype(np.int64),
+                class_names=np.array(class_names, dtype=np.str_),
+                note=np.array(note, dtype=np.str_),
+            )
+        os.replace(tmp_name, path)
+        tmp_name = None
+        return True
+    except OSError:
+        return False
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
