@@ -1,0 +1,24 @@
+"""ONNX vendor model -> frozen, differentiable torch module, parity-checked against onnxruntime.
+
+vendor = load_vendor("resnet18.onnx")        # VendorModule, every buffer frozen
+logits = vendor(x)                            # gradients reach x only
+with vendor.weight_overrides({"fc.weight": w_faulty}):
+    logits_faulty = vendor(x)
+"""
+
+from nfdeploy.vendor.convert import QuantizedWeight
+from nfdeploy.vendor.loading import file_sha256, load_vendor, read_onnx
+from nfdeploy.vendor.module import VendorModule
+from nfdeploy.vendor.ops import supported_ops
+from nfdeploy.vendor.parity import ParityReport, check_parity
+
+__all__ = [
+    "ParityReport",
+    "QuantizedWeight",
+    "VendorModule",
+    "check_parity",
+    "file_sha256",
+    "load_vendor",
+    "read_onnx",
+    "supported_ops",
+]
