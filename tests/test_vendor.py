@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,12 +62,38 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+def _cached_dynamo_export(request: pytest.FixtureRequest, folder: Path) -> Path:
+    """The dynamo exporter spends ~10 s importing and registering; keep its output in the
+    pytest cache, keyed by the torch / onnxscript versions and this builder's source."""
+    import onnxscript
+
+    source = inspect.getsource(vm.export_dynamo) + inspect.getsource(vm.TinyCNN)
+    key = hashlib.sha256(
+        f"{torch.__version__}|{onnxscript.__version__}|{source}".encode()
+    ).hexdigest()[:16]
+    target = folder / "m.onnx"
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return BUILDERS["dynamo"](folder)
+    cached = Path(cache.mkdir("nfdeploy-vendor")) / f"dynamo-{key}.onnx"
+    if not cached.is_file():
+        BUILDERS["dynamo"](folder)
+        shutil.copyfile(target, cached.with_suffix(".part"))
+        cached.with_suffix(".part").replace(cached)
+    shutil.copyfile(cached, target)
+    return target
+
+
 @pytest.fixture(scope="module")
-def model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def model_paths(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     paths = {}
     for name, builder in BUILDERS.items():
         folder = tmp_path_factory.mktemp(name)
-        paths[name] = builder(folder)
+        paths[name] = (
+            _cached_dynamo_export(request, folder) if name == "dynamo" else builder(folder)
+        )
     return paths
 
 
@@ -635,6 +663,20 @@ def test_unsupported_operator_names_op_and_node(tmp_path: Path) -> None:
     with pytest.raises(NfdeployError, match=r"Det node 'the_det'.*not supported.*[Tt]ry") as info:
         load_vendor(vm.unsupported_model(tmp_path / "det.onnx"))
     assert "\n" not in str(info.value)
+
+
+def test_training_mode_batchnorm_is_refused(tmp_path: Path) -> None:
+    model = vm.tiny_cnn().train()
+    path = vm.export_legacy(model, tmp_path / "train.onnx", opset=13, preserve_bn=True)
+    with pytest.raises(NfdeployError, match=r"BatchNormalization node .*training mode.*eval\(\)"):
+        load_vendor(path)
+
+
+def test_qoperator_model_is_refused_with_a_hint(tmp_path: Path) -> None:
+    float_path = vm.export_legacy(vm.tiny_cnn(), tmp_path / "f.onnx", opset=13)
+    path = vm.qdq_model(float_path, tmp_path / "q.onnx", qoperator=True)
+    with pytest.raises(NfdeployError, match=r"QLinear\w+ node .*QuantFormat.QDQ"):
+        load_vendor(path)
 
 
 @pytest.mark.parametrize("location", ["../outside.bin", "sub/../../outside.bin"])

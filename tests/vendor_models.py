@@ -23,9 +23,7 @@ CLASSES = 10
 def quiet_export() -> Iterator[None]:
     """Silence exporter chatter (legacy exporter deprecation, onnxscript progress)."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore")  # deprecation, tracer and constant-folding notices
         yield
 
 
@@ -262,8 +260,10 @@ class _Reader:
         pass
 
 
-def qdq_model(float_path: Path, path: Path, *, per_channel: bool = False) -> Path:
-    """int8 QDQ model from ``onnxruntime.quantization.quantize_static``."""
+def qdq_model(
+    float_path: Path, path: Path, *, per_channel: bool = False, qoperator: bool = False
+) -> Path:
+    """int8 QDQ model from ``onnxruntime.quantization.quantize_static`` (or QOperator)."""
     import logging
 
     from onnxruntime.quantization import (
@@ -284,7 +284,7 @@ def qdq_model(float_path: Path, path: Path, *, per_channel: bool = False) -> Pat
                 str(float_path),
                 str(path),
                 reader,
-                quant_format=QuantFormat.QDQ,
+                quant_format=QuantFormat.QOperator if qoperator else QuantFormat.QDQ,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=per_channel,

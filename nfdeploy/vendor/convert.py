@@ -78,6 +78,12 @@ class Plan:
     has_qdq: bool  # QuantizeLinear / DequantizeLinear nodes (weights or activations)
 
 
+def first_line(exc: BaseException) -> str:
+    """``exc``'s message on one line (error messages here are single-line by contract)."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
 def to_torch(array: np.ndarray) -> torch.Tensor:
     """A writable, contiguous torch copy of ``array`` (bfloat16 arrays go through float32)."""
     arr = np.asarray(array)
@@ -199,7 +205,9 @@ def build_plan(model: onnx.ModelProto) -> Plan:
 
             model = onnx.inliner.inline_local_functions(model)
         except Exception as exc:  # pragma: no cover - depends on onnx version
-            raise NfdeployError(f"could not inline the model's local functions: {exc}") from exc
+            raise NfdeployError(
+                f"could not inline the model's local functions: {first_line(exc)}"
+            ) from exc
     graph = model.graph
     if len(graph.sparse_initializer):
         raise NfdeployError("sparse initializers are not supported; densify the model first.")
@@ -211,7 +219,9 @@ def build_plan(model: onnx.ModelProto) -> Plan:
         try:
             arr = numpy_helper.to_array(init)
         except Exception as exc:
-            raise NfdeployError(f"initializer '{init.name}' cannot be read: {exc}") from exc
+            raise NfdeployError(
+                f"initializer '{init.name}' cannot be read: {first_line(exc)}"
+            ) from exc
         known[init.name] = arr
         (source_float if _is_float(arr) else source_int).add(init.name)
 
@@ -293,7 +303,7 @@ def build_plan(model: onnx.ModelProto) -> Plan:
             continue
 
         if node.op_type == "DequantizeLinear" and _dequantize_weight(
-            node, attrs, ins, outs, known, source_int, quantized, weights_np, weight_of, opset
+            node, attrs, ins, outs, known, source_int, quantized, weights_np, weight_of
         ):
             continue
 
@@ -307,6 +317,7 @@ def build_plan(model: onnx.ModelProto) -> Plan:
             inputs=ins,
             consts=consts,
             outputs_used=used,
+            outputs=outs,
             state=state,
             fixed_batch_one=fixed_batch_one,
             codes_only_to_dequantize=node.op_type == "QuantizeLinear"
@@ -370,7 +381,6 @@ def _dequantize_weight(
     quantized: dict[str, QuantizedWeight],
     weights_np: dict[str, np.ndarray],
     weight_of: dict[str, str],
-    opset: int,
 ) -> bool:
     """Handle ``DequantizeLinear(stored integer codes, constant scale, constant zp)``."""
     key = ins[0]
@@ -436,7 +446,7 @@ def _fold(
         raise
     except Exception as exc:
         raise ctx.error(
-            f"could not evaluate on constant inputs ({type(exc).__name__}: {exc})."
+            f"could not evaluate on constant inputs ({type(exc).__name__}: {first_line(exc)})."
         ) from exc
     results = result if isinstance(result, tuple) else (result,)
     for name, value in zip(outs, results, strict=False):

@@ -13,7 +13,7 @@ from onnx import external_data_helper
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.vendor import parity
-from nfdeploy.vendor.convert import build_plan
+from nfdeploy.vendor.convert import build_plan, first_line
 from nfdeploy.vendor.module import VendorModule
 
 
@@ -96,7 +96,9 @@ def read_onnx(path: str | os.PathLike[str]) -> onnx.ModelProto:
     try:
         model = onnx.load(str(p), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise NfdeployError(f"{p} is not an ONNX model (protobuf parse failed: {exc}).") from exc
+        raise NfdeployError(
+            f"{p} is not an ONNX model (protobuf parse failed: {first_line(exc)})."
+        ) from exc
     except OSError as exc:
         raise NfdeployError(f"cannot read {p}: {exc.strerror or exc}") from exc
     if model.ir_version <= 0 or not len(model.graph.node) or not len(model.graph.output):
@@ -105,7 +107,7 @@ def read_onnx(path: str | os.PathLike[str]) -> onnx.ModelProto:
         try:
             external_data_helper.load_external_data_for_model(model, str(p.parent))
         except Exception as exc:
-            raise NfdeployError(f"cannot read the external data of {p}: {exc}") from exc
+            raise NfdeployError(f"cannot read the external data of {p}: {first_line(exc)}") from exc
     return model
 
 

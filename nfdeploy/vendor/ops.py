@@ -70,6 +70,7 @@ class NodeCtx:
     inputs: tuple[str, ...]
     consts: tuple[np.ndarray | None, ...]
     outputs_used: tuple[bool, ...]
+    outputs: tuple[str, ...] = ()
     state: RuntimeState = field(default_factory=RuntimeState)
     fixed_batch_one: bool = False
     codes_only_to_dequantize: bool = False
@@ -92,6 +93,7 @@ class NodeCtx:
 
 
 _BUILDERS: dict[str, Builder] = {}
+_QOPERATOR_OPS = ("ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "QGemm")
 
 
 def register(*op_types: str) -> Callable[[Builder], Builder]:
@@ -110,6 +112,11 @@ def supported_ops() -> list[str]:
 
 def build(ctx: NodeCtx) -> RunFn:
     builder = _BUILDERS.get(ctx.op_type)
+    if builder is None and (ctx.op_type.startswith("QLinear") or ctx.op_type in _QOPERATOR_OPS):
+        raise ctx.error(
+            "quantized-operator (QOperator) models are not supported; quantize the float model "
+            "with onnxruntime.quantization.quantize_static(..., quant_format=QuantFormat.QDQ)."
+        )
     if builder is None:
         raise ctx.error(
             "operator not supported by the nfdeploy ONNX->torch converter. Try re-exporting the "
@@ -191,7 +198,7 @@ def _same_pads(
 class _Padding:
     """Static or auto (SAME_*) padding for convolution and pooling nodes."""
 
-    def __init__(self, ctx: NodeCtx, spatial: int | None, kernel: Sequence[int] | None) -> None:
+    def __init__(self, ctx: NodeCtx, spatial: int | None) -> None:
         self.auto = ctx.attr("auto_pad", "NOTSET")
         if isinstance(self.auto, bytes):
             self.auto = self.auto.decode()
@@ -207,7 +214,6 @@ class _Padding:
                 self.static = [0] * (2 * spatial)
         else:
             self.static = None
-        self.kernel = kernel
 
     def resolve(
         self,
@@ -530,7 +536,7 @@ def _conv(ctx: NodeCtx) -> RunFn:
     spatial = w_const.ndim - 2 if w_const is not None else None
     if spatial is not None and spatial not in _CONV:
         raise ctx.error(f"{spatial}-D convolution is not supported (1-D, 2-D and 3-D are).")
-    padding = _Padding(ctx, spatial, None)
+    padding = _Padding(ctx, spatial)
     strides_attr, dilations_attr = ctx.attr("strides"), ctx.attr("dilations")
 
     def run(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
@@ -551,7 +557,7 @@ def _conv(ctx: NodeCtx) -> RunFn:
 @register("ConvTranspose")
 def _conv_transpose(ctx: NodeCtx) -> RunFn:
     group = int(ctx.attr("group", 1))
-    padding = _Padding(ctx, None, None)
+    padding = _Padding(ctx, None)
     output_shape = ctx.attr("output_shape")
     w_const = ctx.const(1)
     if w_const is not None and w_const.ndim - 2 not in _CONV_T:
@@ -609,7 +615,8 @@ def _conv_transpose(ctx: NodeCtx) -> RunFn:
 
 @register("BatchNormalization")
 def _batch_norm(ctx: NodeCtx) -> RunFn:
-    if int(ctx.attr("training_mode", 0)) or any(ctx.outputs_used[1:]):
+    # Training mode: the attribute (opset 14+), or running-stat outputs (declared before 14).
+    if int(ctx.attr("training_mode", 0)) or any(ctx.outputs[1:]) or any(ctx.outputs_used[1:]):
         raise ctx.error(
             "exported in training mode (batch statistics); re-export the vendor model after "
             "model.eval() with training=TrainingMode.EVAL."
@@ -673,7 +680,7 @@ def _max_pool(ctx: NodeCtx) -> RunFn:
     strides = _spatial_list(ctx.attr("strides"), n, 1)
     dilations = _spatial_list(ctx.attr("dilations"), n, 1)
     ceil_mode = bool(ctx.attr("ceil_mode", 0))
-    padding = _Padding(ctx, n, kernel)
+    padding = _Padding(ctx, n)
     pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[n]
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -697,7 +704,7 @@ def _avg_pool(ctx: NodeCtx) -> RunFn:
     strides = _spatial_list(ctx.attr("strides"), n, 1)
     ceil_mode = bool(ctx.attr("ceil_mode", 0))
     include_pad = bool(ctx.attr("count_include_pad", 0))
-    padding = _Padding(ctx, n, kernel)
+    padding = _Padding(ctx, n)
     pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[n]
 
     def run(x: torch.Tensor) -> torch.Tensor:

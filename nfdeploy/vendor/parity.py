@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.vendor.convert import first_line
 from nfdeploy.vendor.module import VendorModule
 
 #: QDQ models are checked against onnxruntime with graph optimizations off, which runs the
@@ -52,9 +53,8 @@ def _session(path: Path, *, optimize: bool = True) -> Any:
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NfdeployError(
-            f"onnxruntime cannot load {path.name} for the parity check ({first}); "
+            f"onnxruntime cannot load {path.name} for the parity check ({first_line(exc)}); "
             "pass check_parity=False to skip it."
         ) from exc
 
@@ -81,9 +81,8 @@ def _run_ort(session: Any, name: str, x: np.ndarray, per_sample: bool) -> np.nda
             return np.asarray(np.concatenate(parts, axis=0), dtype=np.float32)
         return np.asarray(session.run(None, {name: x})[0], dtype=np.float32)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NfdeployError(
-            f"onnxruntime fails on the parity input {list(x.shape)} ({first}); pass "
+            f"onnxruntime fails on the parity input {list(x.shape)} ({first_line(exc)}); pass "
             "parity_input_shape or check_parity=False."
         ) from exc
 
@@ -127,8 +126,16 @@ def check_parity(
     for batch in batches:
         x = rng.standard_normal([batch, *shape[1:]]).astype(dtype)
         ref = _run_ort(session, module.input_name, x, per_sample)
-        with torch.no_grad():
-            got = module(torch.from_numpy(x)).detach().cpu().float().numpy()
+        try:
+            with torch.no_grad():
+                got = module(torch.from_numpy(x)).detach().cpu().float().numpy()
+        except NfdeployError:
+            raise
+        except Exception as exc:
+            raise NfdeployError(
+                f"parity check failed: the converted module raises at batch {batch} "
+                f"({first_line(exc)}); please report it (or pass check_parity=False)."
+            ) from exc
         if got.shape != ref.shape:
             raise NfdeployError(
                 f"parity check failed: output shape {list(got.shape)} vs onnxruntime "
