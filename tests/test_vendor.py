@@ -665,6 +665,22 @@ def test_unsupported_operator_names_op_and_node(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_model_local_functions_are_inlined(tmp_path: Path) -> None:
+    vendor = load_vendor(vm.local_function_model(tmp_path / "fn.onnx"))
+    assert set(vendor.fault_targets()) == {"fc.weight", "fc2.weight"}
+
+
+def test_integer_input_model(tmp_path: Path) -> None:
+    path = vm.single_op_model(
+        tmp_path / "u8.onnx", "Cast", [N, 3, 4], attrs={"to": 1}, then=("Flatten",)
+    )
+    model = onnx.load(str(path))
+    model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    onnx.save(model, str(path))
+    vendor = load_vendor(path)
+    assert vendor.input_dtype == np.uint8 and vendor.parity is not None
+
+
 def test_training_mode_batchnorm_is_refused(tmp_path: Path) -> None:
     model = vm.tiny_cnn().train()
     path = vm.export_legacy(model, tmp_path / "train.onnx", opset=13, preserve_bn=True)

@@ -363,3 +363,40 @@ def single_op_model(
     model.ir_version = min(model.ir_version, 8)
     onnx.save(model, str(path))
     return path
+
+
+def local_function_model(path: Path) -> Path:
+    """A model whose Gemm+Relu lives in a model-local function (as some exporters write)."""
+    rng = np.random.default_rng(3)
+    fn = helper.make_function(
+        "local",
+        "Dense",
+        ["x", "w"],
+        ["y"],
+        [
+            helper.make_node("Gemm", ["x", "w"], ["h"], transB=1),
+            helper.make_node("Relu", ["h"], ["y"]),
+        ],
+        opset_imports=[helper.make_opsetid("", 13)],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Dense", ["input", "fc.weight"], ["h"], domain="local"),
+            helper.make_node("Dense", ["h", "fc2.weight"], ["out"], domain="local"),
+        ],
+        "functions",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 6])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3])],
+        initializer=[
+            numpy_helper.from_array(rng.standard_normal((5, 6)).astype(np.float32), "fc.weight"),
+            numpy_helper.from_array(rng.standard_normal((3, 5)).astype(np.float32), "fc2.weight"),
+        ],
+    )
+    model = helper.make_model(
+        graph,
+        functions=[fn],
+        opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("local", 1)],
+    )
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path

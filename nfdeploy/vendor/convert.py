@@ -201,9 +201,9 @@ def build_plan(model: onnx.ModelProto) -> Plan:
     opset = default_opset(model)
     if len(model.functions):
         try:
-            import onnx.inliner
+            from onnx import inliner
 
-            model = onnx.inliner.inline_local_functions(model)
+            model = inliner.inline_local_functions(model)
         except Exception as exc:  # pragma: no cover - depends on onnx version
             raise NfdeployError(
                 f"could not inline the model's local functions: {first_line(exc)}"
@@ -241,7 +241,7 @@ def build_plan(model: onnx.ModelProto) -> Plan:
     )
     try:
         input_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
-    except Exception:
+    except (KeyError, ValueError, TypeError):  # undeclared or exotic element type
         input_dtype = np.dtype(np.float32)
     output_name = graph.output[0].name
     fixed_batch_one = len(input_shape) >= 1 and input_shape[0] == 1

@@ -99,7 +99,8 @@ def check_parity(
 ) -> ParityReport:
     """Raise :class:`NfdeployError` unless ``module`` matches onnxruntime on random inputs.
 
-    Inputs are standard-normal, seeded by ``seed``. A dynamic batch is checked at batch 1 and
+    Inputs are standard-normal (small non-negative integers for integer inputs), seeded by
+    ``seed``, on the module's device. A dynamic batch is checked at batch 1 and
     2; a batch fixed at 1 is checked by running the module on a batch of 2 against two
     single-sample onnxruntime runs (the module must work for any batch). Elementwise
     criterion: ``|torch - ort| <= atol + rtol * |ort|``; QDQ models use ``qdq_atol``
@@ -120,15 +121,19 @@ def check_parity(
         batches = [int(declared_batch)]
     per_sample = declared_batch == 1
     rng = np.random.default_rng(seed)
-    dtype = module.input_dtype if module.input_dtype.kind == "f" else np.dtype(np.float32)
+    dtype = module.input_dtype
+    device = next(iter(module.buffers()), torch.empty(0)).device
     worst, used_atol = 0.0, atol
     fused_worst, agree, total = 0.0, 0, 0
     for batch in batches:
-        x = rng.standard_normal([batch, *shape[1:]]).astype(dtype)
+        if dtype.kind in "iub":  # e.g. raw uint8 pixels
+            x = rng.integers(0, 2 if dtype.kind == "b" else 128, [batch, *shape[1:]]).astype(dtype)
+        else:
+            x = rng.standard_normal([batch, *shape[1:]]).astype(dtype)
         ref = _run_ort(session, module.input_name, x, per_sample)
         try:
             with torch.no_grad():
-                got = module(torch.from_numpy(x)).detach().cpu().float().numpy()
+                got = module(torch.from_numpy(x).to(device)).detach().cpu().float().numpy()
         except NfdeployError:
             raise
         except Exception as exc:
