@@ -59,12 +59,25 @@ def validate(
         batch_size=batch_size,
         progress=not quiet,
     )
+    result.extra["energy"] = _energy(model, generator)
     print(result.table(), file=sys.stderr)
+    print(result.extra["energy"]["text"], file=sys.stderr)
     if report:
         print(f"report: {result.write_json(report)}", file=sys.stderr)
     if plots:
         _write_plots(result, Path(plots))
     return _passes(result, threshold)
+
+
+def _energy(model: str, generator: str | None) -> dict[str, object]:
+    """The energy section of every report, at the paper's operating point (0.83 Vmin, r 0.694)."""
+    from nfdeploy.energy import energy_report
+
+    try:
+        report = energy_report(vendor=model, generator=generator)
+    except NfdeployError as exc:
+        return {"error": str(exc), "text": f"energy: not estimated ({exc})"}
+    return {**report.to_dict(), "text": report.to_text()}
 
 
 def _threshold(fail_under: float | None) -> float | None:
@@ -94,12 +107,12 @@ def _passes(result: ValidationReport, threshold: float | None) -> bool:
 
 def _write_plots(result: ValidationReport, folder: Path) -> None:
     try:
-        from nfdeploy.validate import plots
+        from nfdeploy.validate.plots import write_validation_plots
     except ImportError:
         print(
             "plots skipped: matplotlib is not installed; pip install 'nfdeploy[plots]'",
             file=sys.stderr,
         )
         return
-    for path in plots.write_validation_plots(result, folder):
+    for path in write_validation_plots(result, folder):
         print(f"plot: {path}", file=sys.stderr)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nfdeploy.runtime.onnx_io import write_bytes_atomic
 from nfdeploy.validate.stats import Summary, summarize
 
@@ -63,11 +65,25 @@ class BerResult:
 
 
 @dataclass
+class Samples:
+    """A few inputs for the image grid: pixels, fused pixels and predictions (not in the JSON)."""
+
+    images: np.ndarray  # uint8 NHWC originals
+    fused: np.ndarray | None  # uint8 NHWC of F(x), mapped back to pixels
+    labels: np.ndarray
+    class_names: list[str]
+    predictions: dict[str, np.ndarray]  # "clean", "perturbed", "perturbed+NF"
+    ber: float
+    seed: int
+
+
+@dataclass
 class ValidationReport:
     header: dict[str, Any]  # vendor, generator, data, preprocess, fault model, seeds, tensors
     results: list[BerResult]
     timing: dict[str, float]
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. energy
+    samples: Samples | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +93,19 @@ class ValidationReport:
             "timing": self.timing,
             **self.extra,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """Rebuild from :meth:`to_dict` output (for plots and reports across runs)."""
+        results = [
+            BerResult(
+                ber=row["ber"], ca=row["ca"], ca_nf=row["ca_nf"],
+                trials=[TrialResult(**trial) for trial in row["trials"]],
+            )
+            for row in data["results"]
+        ]  # fmt: skip
+        header = {k: v for k, v in data.items() if k not in ("results", "timing", "schema_version")}
+        return cls(header=header, results=results, timing=data["timing"])
 
     def write_json(self, path: str | Path) -> Path:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=False)

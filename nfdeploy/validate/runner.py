@@ -11,22 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 from tqdm import tqdm
 
 from nfdeploy import __version__
-from nfdeploy.data import Preprocess, load_dataset
+from nfdeploy.data import Dataset, Preprocess, load_dataset
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import EVAL_SEED_START, TRAIN_SEED_RANGE, FaultModel, FaultSpec, Storage
 from nfdeploy.runtime.session import make_session, run_logits
-from nfdeploy.validate.report import BerResult, TrialResult, ValidationReport
+from nfdeploy.validate.report import BerResult, Samples, TrialResult, ValidationReport
 
 PREPROCESS_KEY = "nfdeploy.preprocess"
-
-
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean(np.argmax(logits, axis=1) == labels)) if len(labels) else 0.0
 
 
 def resolve_preprocess(
@@ -143,54 +140,117 @@ def run_validation(
     fuser = _Fuser(gen, x, batch_size, threads)
 
     clean_vendor = make_session(vendor.clean_bytes(), threads=threads)
-    ca = accuracy(run_logits(clean_vendor, x, batch_size=batch_size), labels)
+    clean_pred = predict(clean_vendor, x, batch_size)
+    ca = float(np.mean(clean_pred == labels))
     ca_nf = (
         None
         if fuser.clean is None
-        else accuracy(run_logits(clean_vendor, fuser.clean, batch_size=batch_size), labels)
+        else float(np.mean(predict(clean_vendor, fuser.clean, batch_size) == labels))
     )
 
-    results, infer_total, inject_total, images = [], 0.0, 0.0, 0
+    results: list[BerResult] = []
+    samples = None
     bar = tqdm(
-        total=len(specs) * trials,
-        desc="validate",
-        unit="trial",
-        file=sys.stderr,
-        disable=not progress or None,
-    )
+        total=len(specs) * trials, desc="validate", unit="trial", file=sys.stderr,
+        disable=True if not progress else None,
+    )  # fmt: skip
     for spec in specs:
         row = BerResult(ber=spec.ber, ca=ca, ca_nf=ca_nf)
         for trial, trial_seed in enumerate(seeds):
-            start = time.perf_counter()
-            faulty, changed = vendor.faulty_bytes(spec, seed=trial_seed, threads=max(threads, 1))
-            session = make_session(faulty, threads=threads)
-            inject_s = time.perf_counter() - start
-            fused, gen_changed = fuser.for_trial(spec if faulty_generator else None, trial_seed)
-            start = time.perf_counter()
-            pa = accuracy(run_logits(session, x, batch_size=batch_size), labels)
-            pa_nf = (
-                None
-                if fused is None
-                else accuracy(run_logits(session, fused, batch_size=batch_size), labels)
+            result, pred, pred_nf = _run_trial(
+                vendor,
+                fuser,
+                spec,
+                trial,
+                trial_seed,
+                x,
+                labels,
+                faulty_generator,
+                threads,
+                batch_size,
             )
-            infer_s = time.perf_counter() - start
-            row.trials.append(
-                TrialResult(trial, trial_seed, changed, pa, pa_nf, inject_s, infer_s, gen_changed)
-            )
-            infer_total, inject_total = infer_total + infer_s, inject_total + inject_s
-            images += len(x) * (1 if fused is None else 2)
+            row.trials.append(result)
+            if trial == 0 and spec is specs[-1]:
+                samples = _samples(
+                    dataset, pre, fuser.clean, clean_pred, pred, pred_nf, spec.ber, trial_seed
+                )
             bar.update(1)
-            bar.set_postfix(ber=f"{spec.ber:g}", pa=f"{pa:.3f}")
+            bar.set_postfix(ber=f"{spec.ber:g}", pa=f"{result.pa:.3f}")
         results.append(row)
     bar.close()
     header = _header(vendor, gen, dataset.source, len(x), pre, specs[0], seeds, faulty_generator)
-    timing = {
-        "images_per_s": images / infer_total if infer_total else 0.0,
-        "inject_s_per_trial": inject_total / (len(specs) * trials),
-        "infer_s_per_trial": infer_total / (len(specs) * trials),
-        "overhead_ratio": inject_total / infer_total if infer_total else 0.0,
+    return ValidationReport(
+        header=header, results=results, timing=_timing(results, len(x)), samples=samples
+    )
+
+
+def predict(session: ort.InferenceSession, x: np.ndarray, batch_size: int) -> np.ndarray:
+    return np.argmax(run_logits(session, x, batch_size=batch_size), axis=1)
+
+
+def _run_trial(
+    vendor: FaultableModel, fuser: _Fuser, spec: FaultSpec, trial: int, seed: int, x: np.ndarray,
+    labels: np.ndarray, faulty_generator: bool, threads: int, batch_size: int,
+) -> tuple[TrialResult, np.ndarray, np.ndarray | None]:  # fmt: skip
+    """One fault pattern: build the faulty session, then PA (and PA(NF)) over the data."""
+    start = time.perf_counter()
+    faulty, changed = vendor.faulty_bytes(spec, seed=seed, threads=max(threads, 1))
+    session = make_session(faulty, threads=threads)
+    inject_s = time.perf_counter() - start
+    fused, gen_changed = fuser.for_trial(spec if faulty_generator else None, seed)
+    start = time.perf_counter()
+    pred = predict(session, x, batch_size)
+    pred_nf = None if fused is None else predict(session, fused, batch_size)
+    infer_s = time.perf_counter() - start
+    pa = float(np.mean(pred == labels))
+    pa_nf = None if pred_nf is None else float(np.mean(pred_nf == labels))
+    return (
+        TrialResult(trial, seed, changed, pa, pa_nf, inject_s, infer_s, gen_changed),
+        pred,
+        pred_nf,
+    )
+
+
+def _timing(results: list[BerResult], n_images: int) -> dict[str, float]:
+    trials = [t for row in results for t in row.trials]
+    infer = sum(t.infer_s for t in trials)
+    inject = sum(t.inject_s for t in trials)
+    passes = sum(1 if t.pa_nf is None else 2 for t in trials)
+    return {
+        "images_per_s": passes * n_images / infer if infer else 0.0,
+        "inject_s_per_trial": inject / len(trials),
+        "infer_s_per_trial": infer / len(trials),
+        "overhead_ratio": inject / infer if infer else 0.0,
     }
-    return ValidationReport(header=header, results=results, timing=timing)
+
+
+SAMPLE_COUNT = 8
+
+
+def _samples(
+    dataset: Dataset, pre: Preprocess, fused: np.ndarray | None, clean: np.ndarray,
+    perturbed: np.ndarray, perturbed_nf: np.ndarray | None, ber: float, seed: int,
+) -> Samples:  # fmt: skip
+    k = min(SAMPLE_COUNT, len(dataset))
+    predictions = {"clean": clean[:k], "perturbed": perturbed[:k]}
+    if perturbed_nf is not None:
+        predictions["perturbed+NF"] = perturbed_nf[:k]
+    fused_pixels = None if fused is None else to_pixels(fused[:k], pre)
+    return Samples(
+        dataset.images[:k],
+        fused_pixels,
+        dataset.labels[:k],
+        list(dataset.class_names),
+        predictions,
+        ber,
+        seed,
+    )
+
+
+def to_pixels(x: np.ndarray, pre: Preprocess) -> np.ndarray:
+    """Model-input floats (N,C,H,W) back to uint8 pixels (N,H,W,C)."""
+    values = x * pre.std_array().reshape(1, -1, 1, 1) + pre.mean_array().reshape(1, -1, 1, 1)
+    return np.clip(np.rint(values / pre.scale), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
 def _header(

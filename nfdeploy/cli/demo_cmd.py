@@ -1,0 +1,39 @@
+"""`nfdeploy demo`: the whole pipeline on built-in data (no download), in a few minutes on a CPU."""
+
+from __future__ import annotations
+
+import click
+
+from nfdeploy.cli._errors import user_errors
+
+
+@click.command("demo")
+@click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True)
+@click.option("--epochs", type=int, default=4, show_default=True, help="Generator training epochs.")
+@click.option(
+    "--vendor-epochs",
+    type=int,
+    default=6,
+    show_default=True,
+    help="Epochs for the stand-in vendor model.",
+)
+@click.option(
+    "--train-images",
+    type=int,
+    default=6000,
+    show_default=True,
+    help="Training images for the generator.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def demo_command(out: str, epochs: int, vendor_epochs: int, train_images: int, quiet: bool) -> None:
+    """Make a vendor model, train a generator, export it and validate it under bit errors."""
+    from nfdeploy.demo.pipeline import run_demo
+
+    with user_errors():
+        run_demo(
+            out=out,
+            epochs=epochs,
+            vendor_epochs=vendor_epochs,
+            train_images=train_images,
+            quiet=quiet,
+        )

@@ -1,0 +1,86 @@
+"""`run_demo()`: the whole pipeline on built-in data, each step printed as the real CLI command."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nfdeploy.data import Preprocess, load_dataset
+from nfdeploy.demo.report import write_report
+from nfdeploy.demo.vendor_model import DEMO_PREPROCESS, export_vendor, train_vendor
+from nfdeploy.errors import NfdeployError
+
+DATA = "synthetic"
+SWEEP = ("0.0025", "0.005", "0.01", "0.02")
+
+
+def _cli(args: list[str], log: list[str]) -> None:
+    """Run one `nfdeploy` command in-process, after printing it so a reader can rerun it."""
+    from nfdeploy.cli import main
+
+    line = "nfdeploy " + shlex.join(args)
+    log.append(line)
+    print(f"\n$ {line}", file=sys.stderr, flush=True)
+    try:
+        main.main(args=args, standalone_mode=False)
+    except SystemExit as exc:  # --fail-under and friends
+        if exc.code:
+            raise NfdeployError(f"demo step failed: {line}") from None
+
+
+def run_demo(
+    *,
+    out: str | Path,
+    vendor_epochs: int = 6,
+    epochs: int = 4,
+    train_images: int = 6000,
+    quiet: bool = False,
+) -> Path:
+    """Vendor model -> train -> export -> validate (+ sweep, energy); returns REPORT.md."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started, log = time.perf_counter(), list[str]()
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    quiet_flag = ["-q"] if quiet else []
+    vendor = out / "vendor.onnx"
+    print(
+        "step 1: a small vendor classifier on the built-in synthetic data (stands in for your file)",
+        file=sys.stderr,
+    )
+    pre = Preprocess.parse(DEMO_PREPROCESS)
+    train_set = load_dataset(DATA, split="train", progress=not quiet)
+    model, seconds = train_vendor(train_set, pre=pre, epochs=vendor_epochs, seed=0, quiet=quiet)
+    export_vendor(model, pre, vendor)
+    print(f"wrote {vendor} ({seconds:.0f}s of training)", file=sys.stderr)
+
+    run, generator = out / "run", out / "run" / "generator.onnx"
+    print("\nstep 2: EOPM training of a generator (vendor weights stay frozen)", file=sys.stderr)
+    _cli(["train", *quiet_flag, "--model", str(vendor), "--data", DATA, "--out", str(run),
+          "--generator", "UNetS", "--epochs", str(epochs), "--limit", str(train_images),
+          "--batch-size", "25", "--n-perturbed", "5", "--train-ber", "0.01",
+          "--fault-model", "stuck-at", "--seed", "0"], log)  # fmt: skip
+    print("\nstep 3: export the generator to ONNX", file=sys.stderr)
+    _cli(["export", "--run", str(run), "--out", str(generator)], log)
+    print("\nstep 4: validate in onnxruntime at 1% BER, then a short sweep", file=sys.stderr)
+    common = ["--model", str(vendor), "--generator", str(generator), "--data", DATA, *quiet_flag]
+    _cli(["validate", *common, "--ber", "0.01", "--fault-model", "stuck-at", "--trials", "10",
+          "--report", str(out / "validate.json"), "--plots", str(out / "plots")], log)  # fmt: skip
+    for model_name in ("stuck-at", "flip"):
+        sweep = [arg for ber in SWEEP for arg in ("--ber", ber)]
+        _cli(["validate", *common, *sweep, "--fault-model", model_name, "--trials", "5",
+              "--report", str(out / f"sweep-{model_name}.json")], log)  # fmt: skip
+    _cli(["energy", "--model", str(vendor), "--generator", str(generator), "--ber", "0.01",
+          "--json", str(out / "energy.json")], log)  # fmt: skip
+    report = write_report(out, commands=log, seconds=time.perf_counter() - started)
+    print(f"\ndone in {time.perf_counter() - started:.0f}s: {report}", file=sys.stderr)
+    return report
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
