@@ -167,3 +167,57 @@ def test_faulty_generator_changes_fused_inputs(setup: dict[str, Path], tmp_path:
     assert data["generator"]["faulty"] is True
     trials = data["results"][0]["trials"]
     assert all(t["generator_bits_changed"] > 0 for t in trials)
+
+
+def test_chip_map_is_persistent_across_runs(setup: dict[str, Path], tmp_path: Path) -> None:
+    chip = tmp_path / "chip.npz"
+    made = CliRunner().invoke(
+        main,
+        [
+            "chipmap",
+            "--model",
+            str(setup["model"]),
+            "--ber",
+            "0.05",
+            "--seed",
+            "3",
+            "--out",
+            str(chip),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    reports = []
+    for name in ("a.json", "b.json"):
+        code, output = _invoke(
+            "--model", str(setup["model"]), "--data", str(setup["data"]), "--preprocess", "unit",
+            "--ber", "0", "--fault-model", "chip-map", "--chip-map", str(chip), "--report", str(tmp_path / name),
+        )  # fmt: skip
+        assert code == 0, output
+        reports.append(json.loads((tmp_path / name).read_text()))
+    first, second = (r["results"][0]["trials"] for r in reports)
+    assert len(first) == 1 and first[0]["bits_changed"] > 0
+    assert (
+        first[0]["bits_changed"] == second[0]["bits_changed"] and first[0]["pa"] == second[0]["pa"]
+    )
+    assert reports[0]["fault"]["fault_model"] == "chip-map"
+
+
+def test_chip_map_errors(setup: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, something=np.zeros(3))
+    code, output = _invoke(
+        "--model", str(setup["model"]), "--data", str(setup["data"]), "--ber", "0",
+        "--fault-model", "chip-map", "--chip-map", str(bad),
+    )  # fmt: skip
+    assert code == 1 and "chip map" in output and "Traceback" not in output
+    code, output = _invoke(
+        "--model",
+        str(setup["model"]),
+        "--data",
+        str(setup["data"]),
+        "--ber",
+        "0",
+        "--fault-model",
+        "chip-map",
+    )
+    assert code == 1 and "--chip-map" in output

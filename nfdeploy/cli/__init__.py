@@ -14,7 +14,15 @@ def main() -> None:
 
 
 def _register() -> None:
-    from nfdeploy.cli import demo_cmd, energy_cmd, export_cmd, inspect_cmd, train_cmd, validate_cmd
+    from nfdeploy.cli import (
+        chipmap_cmd,
+        demo_cmd,
+        energy_cmd,
+        export_cmd,
+        inspect_cmd,
+        train_cmd,
+        validate_cmd,
+    )
 
     commands = (
         train_cmd.train_command,
@@ -22,6 +30,7 @@ def _register() -> None:
         validate_cmd.validate_command,
         inspect_cmd.inspect_command,
         energy_cmd.energy_command,
+        chipmap_cmd.chipmap_command,
         demo_cmd.demo_command,
     )
     for command in commands:

@@ -94,3 +94,20 @@ class ChipMap:
         changed = int(np.count_nonzero(new_bits != bits))
         buf[...] = np.packbits(new_bits, bitorder="little").reshape(buf.shape)
         return changed
+
+
+def make_chip_map_for_model(
+    *, model_path: str, ber: float, seed: int, storage: str, out: str
+) -> tuple[int, int]:
+    """A map with one cell per stored weight bit of ``model_path``; returns (cells, faulty cells)."""
+    from nfdeploy.faults.onnx_model import load_faultable
+
+    if not 0.0 <= ber <= 1.0:
+        raise NfdeployError(f"--ber {ber}: a cell fault probability in [0, 1], e.g. 0.01.")
+    model = load_faultable(model_path, storage=storage)
+    cells = model.stored_bytes() * 8
+    if cells == 0:
+        raise NfdeployError(f"{model_path}: no weight tensors to cover.")
+    chip = ChipMap.generate(cells, ber, seed=seed)
+    chip.save(out, ber=ber, seed=seed)
+    return cells, int(chip.faulty.sum())
