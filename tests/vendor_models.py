@@ -114,7 +114,8 @@ def export_legacy(
     keep_initializers_as_inputs: bool = False,
     shape: tuple[int, ...] = SHAPE,
 ) -> Path:
-    """TorchScript-based export (``dynamo=False``); BN fused unless ``preserve_bn`` / not ``fold``."""
+    """TorchScript-based export (``dynamo=False``); BN is fused unless ``preserve_bn`` or
+    ``fold=False``."""
     kwargs: dict[str, object] = {}
     if dynamic_batch:
         kwargs["dynamic_axes"] = {"input": {0: "batch"}, "logits": {0: "batch"}}

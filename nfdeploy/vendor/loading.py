@@ -128,8 +128,9 @@ def load_vendor(
     The report lands in ``module.parity``. QDQ (int8) models are compared with an
     unoptimized session (QDQ nodes run literally) within ``qdq_atol`` (default: 2% of the
     reference logits' range, at least ``atol``); the gap to onnxruntime's fused integer
-    kernels is recorded, not enforced; see :func:`nfdeploy.vendor.parity.check_parity`. ``parity_input_shape`` gives a concrete
-    input shape when the model has symbolic dimensions other than the batch.
+    kernels is recorded, not enforced; see :func:`nfdeploy.vendor.parity.check_parity`.
+    ``parity_input_shape`` gives a concrete input shape when the model has symbolic
+    dimensions other than the batch.
     """
     p = Path(path)
     model = read_onnx(p)

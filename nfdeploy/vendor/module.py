@@ -120,7 +120,12 @@ class VendorModule(torch.nn.Module):
         use :meth:`weight_overrides`. Which of them are "weights" in a fault model is the
         caller's choice (see :meth:`weight_consumers`).
         """
-        return {key: self._buffers[b] for key, b in self._weight_buffers.items()}  # type: ignore[misc]
+        targets: dict[str, torch.Tensor] = {}
+        for key, bname in self._weight_buffers.items():
+            buffer = self._buffers[bname]
+            assert buffer is not None
+            targets[key] = buffer
+        return targets
 
     def quantized_weights(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, int | None]]:
         """Integer-coded weights (QDQ): name -> (codes, scale, zero_point, axis or None).
