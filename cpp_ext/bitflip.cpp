@@ -214,24 +214,25 @@ template <Model M>
 class FaultSink {
    public:
     void add(uint8_t* cell, uint8_t sel, uint8_t low) {
-        Entry& slot = ring_[head_];
-        if (filled_) apply_entry(slot);
+        Entry& slot = ring_[added_ & (DELAY - 1)];
+        if (added_ >= DELAY) apply_entry(slot);
         slot = Entry{cell, sel, low};
         prefetch(cell);
-        head_ = (head_ + 1) % DELAY;
-        if (head_ == 0) filled_ = true;
+        ++added_;
     }
     // Apply everything still pending; returns the number of bits changed overall.
     uint64_t finish() {
-        const std::size_t n = filled_ ? DELAY : head_;
-        for (std::size_t i = 0; i < n; ++i) apply_entry(ring_[(head_ + i) % n]);
-        head_ = 0;
-        filled_ = false;
-        return changed_;
+        for (uint64_t i = added_ > DELAY ? added_ - DELAY : 0; i < added_; ++i) {
+            apply_entry(ring_[i & (DELAY - 1)]);
+        }
+        const uint64_t changed = M == Model::Flip ? added_ : changed_;
+        added_ = 0;
+        changed_ = 0;
+        return changed;
     }
 
    private:
-    static constexpr std::size_t DELAY = 64;
+    static constexpr uint64_t DELAY = 64;  // a power of two
     struct Entry {
         uint8_t* cell;
         uint8_t sel;
@@ -244,11 +245,16 @@ class FaultSink {
         (void)cell;
 #endif
     }
-    void apply_entry(const Entry& e) { changed_ += apply<M>(e.cell, e.sel, e.low); }
+    void apply_entry(const Entry& e) {
+        if constexpr (M == Model::Flip) {
+            *e.cell ^= e.sel;  // every flip changes its bit; counted in finish()
+        } else {
+            changed_ += apply<M>(e.cell, e.sel, e.low);
+        }
+    }
 
     Entry ring_[DELAY] = {};
-    std::size_t head_ = 0;
-    bool filled_ = false;
+    uint64_t added_ = 0;
     uint64_t changed_ = 0;
 };
 

@@ -40,8 +40,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from nfdeploy import _kernel
 from nfdeploy.errors import NfdeployError
+
+try:
+    from nfdeploy import _kernel
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise ImportError(
+        "nfdeploy._kernel, the compiled bit-error kernel (cpp_ext/bitflip.cpp), is missing or "
+        "failed to load; build it with `pip install --no-build-isolation -e .` (needs a C++17 "
+        f"compiler, CMake and pybind11): {exc}"
+    ) from exc
 
 __all__ = ["BLOCK_BYTES", "byte_view", "flip_bits", "stream_key", "stuck_at"]
 
