@@ -10,12 +10,17 @@ about a minute of CPU training) while a linear model on pixels stays far below (
 
 from __future__ import annotations
 
+import os
+
+# Sleeping (not spinning) OpenMP workers: on a shared 2-CPU machine, spinning threads
+# starve each other. Must be set before torch loads its OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -33,15 +38,16 @@ def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
 
 
 def small_cnn(num_classes: int = 10) -> nn.Module:
+    """~0.25M parameters: four Conv-BN-ReLU stages (16, 32, 64, 128x2), max-pooling between."""
     return nn.Sequential(
-        conv_bn_relu(3, 24),
+        conv_bn_relu(3, 16),
         nn.MaxPool2d(2),  # 16x16
-        conv_bn_relu(24, 48),
+        conv_bn_relu(16, 32),
         nn.MaxPool2d(2),  # 8x8
-        conv_bn_relu(48, 96),
-        conv_bn_relu(96, 96),
+        conv_bn_relu(32, 64),
         nn.MaxPool2d(2),  # 4x4
-        conv_bn_relu(96, 128),
+        conv_bn_relu(64, 128),
+        conv_bn_relu(128, 128),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(128, num_classes),
@@ -68,11 +74,13 @@ def train_cnn(
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(0)
     accs: list[float] = []
+    step_times: list[float] = []
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), bs):
+            ts = time.perf_counter()
             idx = perm[i : i + bs]
             xb, yb = x[idx], y[idx]
             flip = torch.rand(len(xb), generator=gen) < 0.5
@@ -82,6 +90,7 @@ def train_cnn(
             loss.backward()
             opt.step()
             sched.step()
+            step_times.append(time.perf_counter() - ts)
         train_time = time.perf_counter() - t0
         acc = accuracy(model, xt, yt)
         accs.append(acc)
@@ -89,22 +98,29 @@ def train_cnn(
             f"  epoch {epoch + 1}: loss {loss.item():.3f}  test acc {acc:.4f}  ({train_time:.1f}s)"
         )
         t0 = time.perf_counter() - train_time  # exclude evaluation time from training time
+    # On a shared machine the wall time says more about the neighbours than the model; the
+    # fastest step times the step count is what an idle machine would need (a lower bound).
+    print(
+        f"  {len(step_times)} steps; fastest step {min(step_times) * 1000:.0f} ms, median "
+        f"{sorted(step_times)[len(step_times) // 2] * 1000:.0f} ms -> idle-machine estimate "
+        f"{min(step_times) * len(step_times):.0f}s"
+    )
     return model, time.perf_counter() - t0, accs
 
 
 def train_linear(
-    x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, yt: torch.Tensor
+    x: torch.Tensor, y: torch.Tensor, xt: torch.Tensor, yt: torch.Tensor, l2: float
 ) -> tuple[float, float, float]:
     """Multinomial logistic regression on raw (normalised) pixels, L2-regularised, L-BFGS."""
     torch.manual_seed(0)
     xf, xtf = x.flatten(1), xt.flatten(1)
     lin = nn.Linear(xf.shape[1], 10)
-    opt = torch.optim.LBFGS(lin.parameters(), lr=1, max_iter=200, history_size=20)
+    opt = torch.optim.LBFGS(lin.parameters(), lr=1, max_iter=150, history_size=20)
     loss_fn = nn.CrossEntropyLoss()
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = loss_fn(lin(xf), y) + 1e-3 * lin.weight.pow(2).sum()
+        loss = loss_fn(lin(xf), y) + l2 * lin.weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -145,8 +161,15 @@ def main() -> None:
         f"CNN: {n_params:,} parameters, {args.epochs} epochs, batch {args.batch}, "
         f"{args.threads} threads"
     )
+    cpu0 = time.process_time()
     model, train_time, accs = train_cnn(x, y, xt, yt, args.epochs, args.batch)
-    print(f"CNN test accuracy {accs[-1]:.4f}, training time {train_time:.1f}s")
+    cpu = time.process_time() - cpu0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"CNN test accuracy {accs[-1]:.4f}, training time {train_time:.1f}s wall "
+        f"(process CPU {cpu:.1f}s incl. evaluation; 1-min load average {load:.1f} on "
+        f"{os.cpu_count()} CPUs: a busy machine inflates the wall time)"
+    )
 
     model.eval()
     with torch.no_grad():
@@ -157,18 +180,22 @@ def main() -> None:
         ", ".join(f"{n} {a:.2f}" for n, a in zip(test.class_names, per_class, strict=True)),
     )
 
-    tr_acc, te_acc, lin_time = train_linear(x, y, xt, yt)
-    print(
-        f"linear (logistic regression on pixels): train {tr_acc:.4f}, test {te_acc:.4f} "
-        f"({lin_time:.1f}s)"
-    )
+    # The linear baseline gets the best of three L2 strengths, picked on the test set: an
+    # optimistic figure for it, which makes the CNN-vs-linear gap a conservative claim.
+    te_acc = 0.0
+    for l2 in (1e-3, 1e-2, 1e-1):
+        tr_acc, acc, lin_time = train_linear(x, y, xt, yt, l2)
+        print(
+            f"linear (logistic regression on pixels, L2 {l2:g}): train {tr_acc:.4f}, "
+            f"test {acc:.4f} ({lin_time:.1f}s)"
+        )
+        te_acc = max(te_acc, acc)
     ok = accs[-1] >= 0.85 and te_acc <= 0.60
     print(
         "VERDICT:",
         "ok" if ok else "out of target",
-        f"(CNN {accs[-1]:.3f} >= 0.85, linear {te_acc:.3f} <= 0.60)",
+        f"(CNN {accs[-1]:.3f} >= 0.85 in {train_time:.0f}s, best linear {te_acc:.3f} <= 0.60)",
     )
-    _ = np  # numpy is used by nfdeploy.data; keep the import explicit for readers
 
 
 if __name__ == "__main__":

@@ -3,16 +3,22 @@
 Each image is one object (size, position, rotation and colours random) drawn over a
 cluttered background: a two-colour gradient with low-frequency blotches, a few small
 distractor dots and bars, sometimes a thin line across the object, and pixel noise.
-Object and background come from opposite luminance ranges (which one is dark is random),
-so the class is in the shape, never in the colour. A small CNN learns it to roughly 90%;
-a linear classifier on raw pixels does far worse. Everything is vectorised numpy and
-deterministic in the seed; train and test come from disjoint seed streams.
+Object and background come from mostly opposite luminance ranges (which one is dark is
+random, and they overlap a little, so some objects are faint), so the class is in the
+shape, never in the colour. A small CNN (~0.25M parameters) learns it to about 93% in six
+epochs; a linear classifier on raw pixels stays near chance (see bench/synthetic_check.py).
+Everything is vectorised numpy and deterministic in the seed; train and test come from
+disjoint seed streams.
+
+Classes: circle, square, triangle, ring, cross (plus sign), stripes (a striped disc),
+checker (a checkered square), star (five points), crescent, dots (a disc of dots).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -149,6 +155,41 @@ def _upsample_matrix(src: int, dst: int) -> _Array:
 
 
 _UP = _upsample_matrix(5, _SIZE)
+_SPRITE = 11  # clutter sprites are 11x11
+
+
+def _sprite_bank() -> _Array:
+    """Anti-aliased alpha sprites: dots of radius 0.8..3.2 px at half-pixel offsets, and
+    bars 3..9 px long, 1.2 px wide, at 12 angles."""
+    c = np.arange(_SPRITE, dtype=np.float32) - _SPRITE // 2
+    y, x = c[:, None], c[None, :]
+    sprites = []
+    for r in np.linspace(0.8, 3.2, 7):
+        for oy in (0.0, 0.5):
+            for ox in (0.0, 0.5):
+                sprites.append(_soft(np.hypot(x - ox, y - oy) - r))
+    for half in (1.5, 2.5, 3.5, 4.5):
+        for ang in np.arange(12) * np.pi / 12:
+            a = np.abs(np.cos(ang) * x + np.sin(ang) * y) - half
+            b = np.cos(ang) * y - np.sin(ang) * x
+            sprites.append(_soft(np.hypot(np.maximum(a, 0), b) - 0.6))
+    return np.stack(sprites).astype(np.float32)
+
+
+_BANK = _sprite_bank()
+
+# Difficulty knobs (pixels unless noted); tuned with bench/synthetic_check.py.
+_K: dict[str, Any] = {
+    "radius": (5.2, 10.2),  # object radius
+    "center": (8.5, 23.5),  # object centre, x and y
+    "bg_span": 145.0,  # background channel values span this much from the dark/light end
+    "fg_span": 145.0,  # object channel values likewise, from the opposite end
+    "blot": (5.0, 38.0),  # amplitude of low-frequency background blotches
+    "clutter_items": 8,  # distractor slots per image
+    "clutter_p": 0.6,  # chance each slot is used
+    "line_p": 0.45,  # chance of a thin line across the object
+    "noise": (4.0, 22.0),  # Gaussian pixel-noise sigma
+}
 
 
 def _render(labels: _Array, rng: np.random.Generator) -> _Array:
@@ -163,11 +204,12 @@ def _render(labels: _Array, rng: np.random.Generator) -> _Array:
 
     # Polarity: object light on dark background, or dark on light.
     light_obj = rng.random(n) < 0.5
-    bg_lo = np.where(light_obj, 0.0, 125.0)[:, None].astype(f32)
-    fg_lo = np.where(light_obj, 135.0, 0.0)[:, None].astype(f32)
-    bg0 = bg_lo + col((n, 3), 0, 130)
-    bg1 = bg_lo + col((n, 3), 0, 130)
-    fg = fg_lo + col((n, 3), 0, 120)
+    bg_span, fg_span = _K["bg_span"], _K["fg_span"]
+    bg_lo = np.where(light_obj, 0.0, 255.0 - bg_span)[:, None].astype(f32)
+    fg_lo = np.where(light_obj, 255.0 - fg_span, 0.0)[:, None].astype(f32)
+    bg0 = bg_lo + col((n, 3), 0, bg_span)
+    bg1 = bg_lo + col((n, 3), 0, bg_span)
+    fg = fg_lo + col((n, 3), 0, fg_span)
 
     # Background: a linear two-colour gradient plus low-frequency blotches.
     ang = col((n,), 0, 2 * np.pi)
@@ -175,40 +217,35 @@ def _render(labels: _Array, rng: np.random.Generator) -> _Array:
     ramp = np.clip(ramp + 0.5, 0, 1)[..., None]
     img = bg0[:, None, None, :] + (bg1 - bg0)[:, None, None, :] * ramp
     blot = _UP @ col((n, 5, 5), -1, 1) @ _UP.T
-    img += (blot * col((n, 1, 1), 5, 30))[..., None]
+    img += (blot * col((n, 1, 1), *_K["blot"]))[..., None]
 
-    # Clutter: small dots and short bars of any colour, under the object. Where items
-    # overlap the most opaque one wins, so the layer is composited once.
-    n_items = 6
-    shp = (n_items, n, 1, 1)
-    present = rng.random(shp) < 0.55
-    cx, cy = col(shp, 0, _SIZE), col(shp, 0, _SIZE)
-    size = col(shp, 0.8, 2.6)
-    t = col(shp, 0, np.pi)
-    is_bar = rng.random(shp) < 0.5
-    du, dv = xs - cx, ys - cy
-    a = np.cos(t) * du + np.sin(t) * dv
-    b = np.cos(t) * dv - np.sin(t) * du
-    length = np.where(is_bar, size * 2.5, f32(0))
-    a = np.abs(a, out=a)
-    a -= length
-    np.maximum(a, f32(0), out=a)
-    a *= a
-    b *= b
-    a += b
-    d = np.sqrt(a, out=a)
-    d -= np.where(is_bar, f32(0.6), size)
-    alphas = _soft(d)
-    alphas *= present  # (items, n, H, W)
-    top = alphas.argmax(axis=0)
-    alpha = np.take_along_axis(alphas, top[None], axis=0)[0]
-    colors = col((n_items, n, 3), 0, 255)
-    clutter = colors[top, np.arange(n)[:, None, None]]  # (n, H, W, 3)
-    img += alpha[..., None] * (clutter - img)
+    # Clutter: small dots and short bars of any colour, under the object, stamped from a
+    # bank of anti-aliased sprites. Where items overlap the most opaque one wins, so the
+    # layer is composited once.
+    pad, size = _SPRITE // 2, _SIZE + 2 * (_SPRITE // 2)
+    n_items = int(_K["clutter_items"])
+    layer_a = np.zeros((n, size, size), dtype=f32)
+    layer_k = np.zeros((n, size, size), dtype=np.intp)  # which item's colour
+    rows = np.arange(n)[:, None, None]
+    offs = np.arange(_SPRITE)
+    for k in range(n_items):
+        present = (rng.random(n) < _K["clutter_p"]).astype(f32)[:, None, None]
+        sprite = _BANK[rng.integers(0, len(_BANK), n)] * present
+        py, px = rng.integers(0, _SIZE, n), rng.integers(0, _SIZE, n)  # sprite centre
+        yy = (py[:, None] + offs)[:, :, None]
+        xx = (px[:, None] + offs)[:, None, :]
+        region = layer_a[rows, yy, xx]
+        wins = sprite > region
+        layer_a[rows, yy, xx] = np.where(wins, sprite, region)
+        layer_k[rows, yy, xx] = np.where(wins, k, layer_k[rows, yy, xx])
+    colors = col((n, n_items, 3), 0, 255)
+    crop = slice(pad, pad + _SIZE)
+    clutter = colors[rows, layer_k[:, crop, crop]]  # (n, H, W, 3)
+    img += layer_a[:, crop, crop, None] * (clutter - img)
 
     # The object.
-    cx, cy = col((n, 1, 1), 10, 22), col((n, 1, 1), 10, 22)
-    R = col((n, 1, 1), 6.5, 11.5)
+    cx, cy = col((n, 1, 1), *_K["center"]), col((n, 1, 1), *_K["center"])
+    R = col((n, 1, 1), *_K["radius"])
     theta = col((n, 1, 1), 0, 2 * np.pi)
     dx, dy = xs - cx, ys - cy
     u = (np.cos(theta) * dx + np.sin(theta) * dy) / R
@@ -225,7 +262,7 @@ def _render(labels: _Array, rng: np.random.Generator) -> _Array:
     img += alpha[..., None] * (obj - img)
 
     # An occasional thin line across everything (an occluder).
-    has_line = np.flatnonzero(rng.random(n) < 0.3)
+    has_line = np.flatnonzero(rng.random(n) < _K["line_p"])
     m = len(has_line)
     t = col((m, 1, 1), 0, np.pi)
     off = col((m, 1, 1), -8, 8)
@@ -234,7 +271,7 @@ def _render(labels: _Array, rng: np.random.Generator) -> _Array:
     img[has_line] += alpha * (col((m, 1, 1, 3), 0, 255) - img[has_line])
 
     # Pixel noise.
-    sigma = col((n, 1, 1, 1), 3, 14)
+    sigma = col((n, 1, 1, 1), *_K["noise"])
     noise = rng.standard_normal(img.shape, dtype=f32)
     noise *= sigma
     img += noise
