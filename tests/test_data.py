@@ -66,7 +66,7 @@ class DecodeCounter:
         self.calls = 0
         real = imagefolder_mod._decode_image
 
-        def counting(path: Path) -> np.ndarray:
+        def counting(path: str | Path) -> np.ndarray:
             self.calls += 1
             return real(path)
 

@@ -35,13 +35,14 @@ def default_cache_dir() -> Path | None:
     return Path.home() / ".cache" / "nfdeploy" / "data"
 
 
-def fingerprint(files: list[Path], root: Path) -> str:
-    """Hash of (relative path, size, mtime_ns) for each file, in the given order."""
+def fingerprint(entries: list[tuple[str, int, int]], root: Path) -> str:
+    """Hash of (path relative to ``root``, size, mtime_ns) for each entry, in order."""
     h = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        rel = f.relative_to(root).as_posix()
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    base = os.path.join(os.fspath(root), "")
+    for path, size, mtime_ns in entries:
+        rel = path[len(base) :] if path.startswith(base) else os.path.relpath(path, base)
+        rel = rel.replace(os.sep, "/")
+        h.update(f"{rel}\0{size}\0{mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -49,7 +50,9 @@ def cache_path(cache_dir: Path, root: Path, split: str, fp: str) -> Path:
     key = hashlib.sha256(
         f"v{_FORMAT_VERSION}\0{root.resolve()}\0{split}\0{fp}".encode()
     ).hexdigest()[:24]
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.resolve().name)[:40] or "root"
+    resolved = root.resolve()
+    name = resolved.name if resolved.name != split else resolved.parent.name
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40] or "root"
     return cache_dir / f"imagefolder-{name}-{split}-{key}.npz"
 
 
@@ -78,6 +81,7 @@ def write_cache(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; a shared cache dir needs readable files
         with os.fdopen(fd, "wb") as f:
             np.savez(
                 f,

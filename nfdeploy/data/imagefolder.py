@@ -7,6 +7,8 @@ cached as ``.npz`` (see ``nfdeploy.data.cache``), so the second load does not de
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from collections import Counter
 from pathlib import Path
@@ -49,22 +51,41 @@ def _subdirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _image_files(class_dir: Path) -> list[Path]:
-    files = [
-        p
-        for p in class_dir.rglob("*")
-        if p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(class_dir).parts)
-        and p.is_file()
-    ]
-    return sorted(files)
+def _scan_images(class_dir: Path) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of every image under ``class_dir`` (recursive, hidden entries
+    skipped), sorted by path. os.scandir: one stat per file, no pathlib overhead."""
+    found: list[tuple[str, int, int]] = []
+    stack = [os.fspath(class_dir)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    stack.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue  # vanished or a broken link
+                    if stat.S_ISREG(st.st_mode):
+                        found.append((entry.path, st.st_size, st.st_mtime_ns))
+    found.sort()
+    return found
 
 
 def _any_image(class_dir: Path) -> bool:
-    return any(
-        p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-        for p in class_dir.rglob("*")
-    )
+    stack = [os.fspath(class_dir)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    stack.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                    return True
+    return False
 
 
 def _has_class_dirs(path: Path) -> bool:
@@ -111,7 +132,7 @@ def canonical_class_order(names: list[str]) -> list[str]:
     return sorted(names)
 
 
-def _decode_image(path: Path) -> np.ndarray:
+def _decode_image(path: str | Path) -> np.ndarray:
     """One image file -> uint8 (H,W) gray or (H,W,3) RGB. Raises NfdeployError if corrupt."""
     try:
         with Image.open(path) as img:
@@ -157,13 +178,13 @@ def load_imagefolder(
         raise NfdeployError(f"{path}: not a directory; give a folder of class subfolders")
     folder, class_names = find_imagefolder_root(path, split)
     index = {name: i for i, name in enumerate(class_names)}
-    files: list[Path] = []
+    entries: list[tuple[str, int, int]] = []
     labels_list: list[int] = []
     for d in _subdirs(folder):
-        found = _image_files(d)
-        files.extend(found)
+        found = _scan_images(d)
+        entries.extend(found)
         labels_list.extend([index[d.name]] * len(found))
-    if not files:
+    if not entries:
         raise NfdeployError(f"{folder}: the class folders hold no images (.png/.jpg/.jpeg/.bmp)")
     labels = np.asarray(labels_list, dtype=np.int64)
     split_name = folder.name if folder != path else "all"
@@ -172,7 +193,7 @@ def load_imagefolder(
     cdir = cache_dir if cache_dir is not None else default_cache_dir()
     entry = None
     if cdir is not None:
-        fp = fingerprint(files, folder) + "|" + "/".join(class_names)
+        fp = fingerprint(entries, folder) + "|" + "/".join(class_names)
         entry = cache_path(Path(cdir).expanduser(), folder, split_name, fp)
         cached = read_cache(entry)
         if cached is not None and np.array_equal(cached[1], labels):
@@ -185,7 +206,7 @@ def load_imagefolder(
     arrays = [
         _decode_image(f)
         for f in tqdm(
-            files,
+            [e[0] for e in entries],
             desc=f"decoding {folder.name}",
             unit="img",
             file=sys.stderr,
