@@ -45,7 +45,10 @@ def accuracy_vs_ber(reports: Sequence[ValidationReport], path: Path) -> Path:
             ls=":",
             label="CA (clean)" if index == 0 else None,
         )
-    ax.set_xscale("symlog", linthresh=1e-4)
+    all_bers = sorted({row.ber for report in reports for row in report.results})
+    ax.set_xscale("symlog", linthresh=min([b for b in all_bers if b > 0], default=1e-3))
+    ax.set_xticks(all_bers, [f"{b:g}" for b in all_bers])
+    ax.minorticks_off()
     ax.set_xlabel("bit error rate (BER)")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)

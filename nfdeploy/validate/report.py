@@ -115,8 +115,7 @@ class ValidationReport:
         fault = self.header["fault"]
         has_nf = any(r.ca_nf is not None for r in self.results)
         lines = [
-            f"vendor: {self.header['vendor']['path']}   data: {self.header['data']['source']} "
-            f"({self.header['data']['images']} images)",
+            f"vendor: {self.header['vendor']['path']}   data: {self.header['data']['source']}",
             f"fault model: {fault['definition']}",
             f"trials: {self.header['trials']}, seeds {self.header['seeds'][0]}..{self.header['seeds'][-1]}; "
             f"{len(self.header['tensors'])} tensors, {self.header['stored_bytes']:,} stored bytes",

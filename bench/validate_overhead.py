@@ -1,0 +1,82 @@
+"""Validation cost, measured side by side in one run.
+
+1. Per-trial fault emulation (perturb + write initializers + serialize + session build) as a
+   fraction of that trial's inference time on the data set (target: <= 5% on 10,000 images).
+2. images/s of a float vs a QDQ int8 vendor session.
+3. How total time grows with trials and with images (2 sizes of each).
+4. Peak RSS of a `nfdeploy validate` process.
+
+    python bench/validate_overhead.py [--model M.onnx] [--qdq M_qdq.onnx] [--data DIR] [--preprocess cifar10]
+
+Defaults use the CIFAR-10 bench models (bench/cifar10/train_vendor.py) and ../shared/data/cifar10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nfdeploy.faults.spec import FaultModel
+from nfdeploy.validate.runner import run_validation
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / "cache" / "cifar10"
+
+
+def run(model: Path, data: str, pre: str, *, trials: int, limit: int | None, threads: int) -> tuple[dict[str, float], float]:
+    start = time.perf_counter()
+    report = run_validation(
+        model=model, data=data, bers=[0.01], trials=trials, fault_model=FaultModel.STUCK_AT,
+        preprocess=pre, limit=limit, threads=threads, progress=False,
+    )  # fmt: skip
+    return report.timing, time.perf_counter() - start
+
+
+def peak_rss_mb(model: Path, data: str, pre: str) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run(
+        [sys.executable, "-m", "nfdeploy", "validate", "-q", "--model", str(model), "--data", data,
+         "--preprocess", pre, "--ber", "0.01", "--trials", "2"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=CACHE / "resnet20.onnx")
+    parser.add_argument("--qdq", type=Path, default=CACHE / "resnet20_qdq.onnx")
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10"))
+    parser.add_argument("--preprocess", default="cifar10")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    for path in (args.model, args.qdq):
+        if not path.is_file():
+            sys.exit(f"{path}: missing; build it with bench/cifar10/train_vendor.py (see bench/cifar10/README.md)")
+    common = {"data": args.data, "pre": args.preprocess, "threads": args.threads}
+
+    print(f"model {args.model.name} / {args.qdq.name}, data {args.data}, {args.threads} threads\n")
+    timing, _ = run(args.model, trials=3, limit=None, **common)
+    print("1. fault emulation overhead per trial (10,000 images, stuck-at 1%)")
+    print(f"   inject+session {timing['inject_s_per_trial'] * 1000:8.1f} ms | inference {timing['infer_s_per_trial']:6.2f} s "
+          f"| ratio {timing['overhead_ratio'] * 100:5.2f}%  (target <= 5%: {'PASS' if timing['overhead_ratio'] <= 0.05 else 'FAIL'})")  # fmt: skip
+    qdq_timing, _ = run(args.qdq, trials=3, limit=None, **common)
+    print(f"   QDQ model: inject+session {qdq_timing['inject_s_per_trial'] * 1000:.1f} ms, ratio {qdq_timing['overhead_ratio'] * 100:.2f}%")
+    print("\n2. throughput (images/s, one faulty session per trial)")
+    print(f"   float {timing['images_per_s']:8.0f} | QDQ int8 {qdq_timing['images_per_s']:8.0f} | "
+          f"QDQ / float {qdq_timing['images_per_s'] / timing['images_per_s']:.2f}x")
+    print("\n3. total validate time vs trials and images (float model)")
+    grid = {(t, n): run(args.model, trials=t, limit=n, **common)[1] for t in (2, 4) for n in (2500, 10000)}
+    for (t, n), seconds in grid.items():
+        print(f"   trials {t}, images {n:>5}: {seconds:6.2f} s")
+    print(f"   trials x2 -> time x{grid[(4, 10000)] / grid[(2, 10000)]:.2f};  images x4 -> time x{grid[(2, 10000)] / grid[(2, 2500)]:.2f}"
+          " (fixed costs: data decode cache, model load, clean pass)")  # fmt: skip
+    print(f"\n4. peak RSS of `nfdeploy validate` (2 trials, 10,000 images): {peak_rss_mb(args.model, args.data, args.preprocess):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
