@@ -261,3 +261,34 @@ def test_qdq_training_weights_equal_validate(tmp_path: Path) -> None:
             trained[target.name].numpy(), stored.dequantize(inits[target.name])
         )
         assert target.name in vendor.fault_targets()
+
+
+def test_kernel_injects_into_cpu_tensors_in_place() -> None:
+    from nfdeploy.errors import NfdeployError
+    from nfdeploy.faults.kernel import flip_bits
+
+    tensor = torch.zeros(1000, dtype=torch.int8)
+    array = np.zeros(1000, dtype=np.int8)
+    assert flip_bits(tensor, 0.1, seed=5, stream=9) == flip_bits(array, 0.1, seed=5, stream=9) > 0
+    np.testing.assert_array_equal(tensor.numpy(), array)
+    with pytest.raises(NfdeployError, match="detached CPU tensor"):
+        flip_bits(torch.zeros(10, requires_grad=True), 0.1, seed=5, stream=9)
+
+
+def test_surrogate_gives_the_gradients(vendor_path: Path, data_path: Path, tmp_path: Path) -> None:
+    surrogate = tmp_path / "surrogate.onnx"
+    onnx.save(conv_bn_model(seed=2), str(surrogate))
+    run = tmp_path / "run"
+    args = [
+        *_train_args(vendor_path, data_path, run),
+        "--epochs",
+        "1",
+        "--surrogate",
+        str(surrogate),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["gradient_model"] == "surrogate.onnx"
+    assert config["gradient_model_sha256"] == file_sha256(surrogate)
+    assert config["vendor_sha256"] == file_sha256(vendor_path)

@@ -221,3 +221,39 @@ def test_chip_map_errors(setup: dict[str, Path], tmp_path: Path) -> None:
         "chip-map",
     )
     assert code == 1 and "--chip-map" in output
+
+
+def test_plots_written_and_optional(setup: dict[str, Path], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    args = [
+        "validate", "-q", "--model", str(setup["model"]), "--data", str(setup["data"]), "--preprocess", "unit",
+        "--ber", "0.05", "--trials", "2", "--generator", str(setup["generator"]),
+    ]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--plots", str(tmp_path / "plots")])
+    assert result.exit_code == 0, "".join(
+        __import__("traceback").format_exception(result.exception)
+    )
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "accuracy_vs_ber.png", "image_grid.png", "trial_distribution.png",
+    ]  # fmt: skip
+    blocked = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "matplotlib":
+                    raise ImportError("no matplotlib here")
+        sys.meta_path.insert(0, Block())
+        from nfdeploy.cli import main
+        main({[*args, "--plots", str(tmp_path / "none")]!r})
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", blocked], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "pip install 'nfdeploy[plots]'" in result.stderr
+    assert not (tmp_path / "none").exists()

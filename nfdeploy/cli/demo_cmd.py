@@ -24,14 +24,24 @@ from nfdeploy.cli._errors import user_errors
     show_default=True,
     help="Training images for the generator.",
 )
+@click.option(
+    "--ber",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Training and main validation BER (stuck-at).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def demo_command(out: str, epochs: int, vendor_epochs: int, train_images: int, quiet: bool) -> None:
+def demo_command(
+    out: str, ber: float, epochs: int, vendor_epochs: int, train_images: int, quiet: bool
+) -> None:
     """Make a vendor model, train a generator, export it and validate it under bit errors."""
     from nfdeploy.demo.pipeline import run_demo
 
     with user_errors():
         run_demo(
             out=out,
+            ber=ber,
             epochs=epochs,
             vendor_epochs=vendor_epochs,
             train_images=train_images,

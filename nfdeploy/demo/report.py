@@ -48,7 +48,7 @@ def write_report(out: Path, *, commands: list[str], seconds: float) -> Path:
         f"Built-in synthetic data ({main.header['data']['images']} test images), a small vendor CNN "
         f"(`vendor.onnx`), a UNetS generator (`run/generator.onnx`). Total time {seconds:.0f}s.",
         "",
-        f"## Validation at 1% BER, {main.header['trials']} trials (seeds {main.header['seeds'][0]}..{main.header['seeds'][-1]})",
+        f"## Validation at BER {main.results[0].ber:g}, {main.header['trials']} trials (seeds {main.header['seeds'][0]}..{main.header['seeds'][-1]})",
         "",
         f"Fault model: {main.header['fault']['definition']}",
         "",

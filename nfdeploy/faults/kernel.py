@@ -61,6 +61,15 @@ _FNV_PRIME = 0x100000001B3
 _U64 = (1 << 64) - 1
 
 
+def _tensor_view(tensor: object) -> np.ndarray:
+    try:
+        return tensor.numpy()  # type: ignore[attr-defined,no-any-return]
+    except (RuntimeError, TypeError) as exc:
+        raise NfdeployError(
+            f"cannot inject into this tensor in place ({exc}); use a detached CPU tensor"
+        ) from None
+
+
 def byte_view(arr: np.ndarray) -> np.ndarray:
     """Return a flat ``uint8`` view of the bytes of ``arr`` (no copy).
 
@@ -68,9 +77,11 @@ def byte_view(arr: np.ndarray) -> np.ndarray:
     through the view change ``arr``. Raises :class:`NfdeployError` if ``arr`` is not a numpy
     array, is not C-contiguous, is read-only, or holds Python objects.
     """
+    if not isinstance(arr, np.ndarray) and callable(getattr(arr, "numpy", None)):
+        arr = _tensor_view(arr)  # a CPU torch tensor: same memory, no torch import here
     if not isinstance(arr, np.ndarray):
         raise NfdeployError(
-            f"bit errors can only be injected into a numpy array, got {type(arr).__name__}"
+            f"bit errors can only be injected into a numpy array or CPU tensor, got {type(arr).__name__}"
         )
     if arr.dtype.hasobject:
         raise NfdeployError(

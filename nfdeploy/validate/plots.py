@@ -48,6 +48,8 @@ def accuracy_vs_ber(reports: Sequence[ValidationReport], path: Path) -> Path:
     all_bers = sorted({row.ber for report in reports for row in report.results})
     ax.set_xscale("symlog", linthresh=min([b for b in all_bers if b > 0], default=1e-3))
     ax.set_xticks(all_bers, [f"{b:g}" for b in all_bers])
+    if len(all_bers) == 1:  # one point: give the axis a width
+        ax.set_xlim(all_bers[0] * 0.5 - 1e-4, all_bers[0] * 1.5 + 1e-4)
     ax.minorticks_off()
     ax.set_xlabel("bit error rate (BER)")
     ax.set_ylabel("accuracy (%)")
@@ -88,9 +90,13 @@ def image_grid(samples: Samples, path: Path, *, gain: float = 5.0) -> Path:
     k = len(samples.images)
     fig, axes = plt.subplots(rows, k, figsize=(1.6 * k, 1.9 * rows), squeeze=False)
     names = samples.class_names
+
+    def name(index: int) -> str:  # a model may predict classes the data set never names
+        return names[index] if 0 <= index < len(names) else f"class {index}"
+
     for j in range(k):
-        lines = [f"true {names[samples.labels[j]]}"] + [
-            f"{key}: {names[pred[j]]}" for key, pred in samples.predictions.items()
+        lines = [f"true {name(samples.labels[j])}"] + [
+            f"{key}: {name(pred[j])}" for key, pred in samples.predictions.items()
         ]
         _show(axes[0][j], samples.images[j], "\n".join(lines))
         if samples.fused is not None:
