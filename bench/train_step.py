@@ -23,15 +23,15 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from energy_paper import CifarResNet18, export  # noqa: E402
+from energy_paper import CifarResNet18, export
 
-from nfdeploy.faults.onnx_model import load_faultable  # noqa: E402
-from nfdeploy.faults.spec import FaultModel, FaultSpec  # noqa: E402
-from nfdeploy.faults.storage import StoredWeight, perturb  # noqa: E402
-from nfdeploy.generators import FusedInput, build_generator  # noqa: E402
-from nfdeploy.train.eopm import eopm_step  # noqa: E402
-from nfdeploy.train.perturbed import PerturbedWeights  # noqa: E402
-from nfdeploy.vendor import load_vendor  # noqa: E402
+from nfdeploy.faults.onnx_model import load_faultable
+from nfdeploy.faults.spec import FaultModel, FaultSpec
+from nfdeploy.faults.storage import StoredWeight, perturb
+from nfdeploy.generators import FusedInput, build_generator
+from nfdeploy.train.eopm import eopm_step
+from nfdeploy.train.perturbed import PerturbedWeights
+from nfdeploy.vendor import load_vendor
 
 
 def fused_input(name: str) -> FusedInput:
@@ -46,7 +46,7 @@ def naive_step(fused, base, stored, spec, x, y, n, lam, seeds, optimizer) -> Non
         model = copy.deepcopy(base)
         faulty = perturb(stored, spec, seed=seed)
         with torch.no_grad():
-            for (name, param), weight, (codes, _) in zip(_weights(model), stored, faulty, strict=True):
+            for (_name, param), weight, (codes, _) in zip(_weights(model), stored, faulty, strict=True):
                 param.copy_(torch.from_numpy(weight.dequantize(codes)))
         loss = loss + lam / n * F.cross_entropy(model(fused(x)), y)
     optimizer.zero_grad()

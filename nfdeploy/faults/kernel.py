@@ -63,7 +63,7 @@ _U64 = (1 << 64) - 1
 
 def _tensor_view(tensor: object) -> np.ndarray:
     try:
-        return tensor.numpy()  # type: ignore[attr-defined,no-any-return]
+        return tensor.numpy()  # type: ignore[attr-defined]
     except (RuntimeError, TypeError) as exc:
         raise NfdeployError(
             f"cannot inject into this tensor in place ({exc}); use a detached CPU tensor"
