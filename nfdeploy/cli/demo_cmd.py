@@ -9,7 +9,7 @@ from nfdeploy.cli._errors import user_errors
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True)
-@click.option("--epochs", type=int, default=4, show_default=True, help="Generator training epochs.")
+@click.option("--epochs", type=int, default=3, show_default=True, help="Generator training epochs.")
 @click.option(
     "--vendor-epochs",
     type=int,
@@ -20,7 +20,7 @@ from nfdeploy.cli._errors import user_errors
 @click.option(
     "--train-images",
     type=int,
-    default=6000,
+    default=4000,
     show_default=True,
     help="Training images for the generator.",
 )

@@ -41,8 +41,8 @@ def run_demo(
     out: str | Path,
     ber: float = DEMO_BER,
     vendor_epochs: int = 6,
-    epochs: int = 4,
-    train_images: int = 6000,
+    epochs: int = 3,
+    train_images: int = 4000,
     quiet: bool = False,
 ) -> Path:
     """Vendor model -> train -> export -> validate (+ sweep, energy); returns REPORT.md."""
