@@ -32,7 +32,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bitflip.py
 	$(BIN)/python bench/validate_overhead.py
-	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/train_step.py --steps 1
 
 clean:
 	rm -rf build $(VENV) demo-out
