@@ -25,8 +25,12 @@ def nfdeploy(*args: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vendor", type=Path, default=ROOT / "bench" / "cache" / "cifar10" / "resnet20.onnx")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--vendor", type=Path, default=ROOT / "bench" / "cache" / "cifar10" / "resnet20.onnx"
+    )
     parser.add_argument("--surrogate", type=Path, default=None)
     parser.add_argument("--generator", default="UNetS")
     parser.add_argument("--ber", type=float, default=0.01)
@@ -36,6 +40,13 @@ def main() -> None:
     parser.add_argument("--n-perturbed", type=int, default=5)
     parser.add_argument("--lr", default="5e-3")
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--fault-models", default="stuck-at,flip", help="validate under these")
+    parser.add_argument(
+        "--half-ber",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also validate at BER/2",
+    )
     args = parser.parse_args()
     tag = f"{args.vendor.stem}-{args.generator}-{args.fault_model}-{args.ber:g}"
     if args.surrogate:
@@ -56,12 +67,13 @@ def main() -> None:
     generator = run / "generator.onnx"
     nfdeploy("export", "--run", str(run), "--out", str(generator))
     (results / "metrics.jsonl").write_bytes((run / "metrics.jsonl").read_bytes())
-    for model in ("stuck-at", "flip"):
+    bers = [f"{args.ber:g}"] + ([f"{args.ber / 2:g}"] if args.half_ber else [])
+    for model in args.fault_models.split(","):
         report = results / f"validate-{model}.json"
         if report.exists():
             continue
         nfdeploy("validate", "-q", "--model", str(args.vendor), "--generator", str(generator), "--data", DATA,
-                 "--ber", f"{args.ber:g}", "--ber", f"{args.ber / 2:g}", "--fault-model", model,
+                 *[a for b in bers for a in ("--ber", b)], "--fault-model", model,
                  "--trials", str(args.trials), "--report", str(report), "--plots", str(results / f"plots-{model}"))  # fmt: skip
 
 
