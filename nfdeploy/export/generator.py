@@ -18,6 +18,7 @@ from nfdeploy.errors import NfdeployError
 from nfdeploy.generators import FusedInput
 from nfdeploy.runtime.batching import graph_input
 from nfdeploy.runtime.onnx_io import load_model_checked, merge_metadata
+from nfdeploy.runtime.preprocessing import PREPROCESS_KEY
 from nfdeploy.runtime.session import make_session
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.run_dir import BEST, LAST, load_checkpoint
@@ -117,7 +118,7 @@ def provenance_props(loaded: LoadedGenerator) -> dict[str, str]:
         "nfdeploy.train_ber": str(config.train_ber),
         "nfdeploy.fault_model": config.fault_model,
         "nfdeploy.storage": str(fault["storage"]),
-        "nfdeploy.preprocess": json.dumps(loaded.preprocess.to_dict()),
+        PREPROCESS_KEY: json.dumps(loaded.preprocess.to_dict()),
         "nfdeploy.seed": str(config.seed),
         "nfdeploy.epoch": str(loaded.epoch),
     }

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +16,10 @@ from nfdeploy.faults.onnx_model import FaultableModel, file_sha256, load_faultab
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import FaultModel, FaultSpec, parse_bit_positions
 from nfdeploy.generators import FusedInput, build_generator
+from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.perturbed import PerturbedWeights
 from nfdeploy.vendor import VendorModule, load_vendor
-
-PREPROCESS_KEY = "nfdeploy.preprocess"
 
 
 @dataclass
@@ -55,17 +52,8 @@ class TrainSetup:
 
 
 def resolve_preprocess(text: str | None, model: FaultableModel) -> Preprocess:
-    if text is not None:
-        pre = Preprocess.parse(text)
-    elif PREPROCESS_KEY in model.metadata:
-        pre = Preprocess.from_dict(json.loads(model.metadata[PREPROCESS_KEY]))
-    else:
-        pre = Preprocess.parse("unit")
-    dims = model.input_dims
-    if len(dims) != 4 or not all(dims[1:]):
-        raise NfdeployError(f"{model.path}: expected a fixed-size NCHW image input, got {dims}.")
-    return dataclasses.replace(
-        pre, channels=int(dims[1] or 0), height=int(dims[2] or 0), width=int(dims[3] or 0)
+    return preprocess_for_model(
+        text=text, metadata=[model.metadata], dims=model.input_dims, name=str(model.path)
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -20,32 +19,22 @@ from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import EVAL_SEED_START, TRAIN_SEED_RANGE, FaultModel, FaultSpec, Storage
+from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.runtime.session import make_session, run_logits
 from nfdeploy.validate.report import BerResult, Samples, TrialResult, ValidationReport
-
-PREPROCESS_KEY = "nfdeploy.preprocess"
 
 
 def resolve_preprocess(
     text: str | None, vendor: FaultableModel, generator: FaultableModel | None
 ) -> Preprocess:
     """--preprocess wins; then the generator's stored preprocessing; then the vendor's; then 'unit'."""
-    if text is not None:
-        pre = Preprocess.parse(text)
-    else:
-        stored = (generator.metadata if generator else {}).get(
-            PREPROCESS_KEY
-        ) or vendor.metadata.get(PREPROCESS_KEY)
-        pre = Preprocess.from_dict(json.loads(stored)) if stored else Preprocess.parse("unit")
-    dims = vendor.input_dims
-    if len(dims) != 4:
-        raise NfdeployError(
-            f"{vendor.path}: expected an image model with NCHW input, got dims {dims}."
-        )
-    channels, height, width = dims[1:]
-    if channels and height and width:
-        pre = dataclasses.replace(pre, channels=channels, height=height, width=width)
-    return pre
+    metadata = [generator.metadata] if generator else []
+    return preprocess_for_model(
+        text=text,
+        metadata=[*metadata, vendor.metadata],
+        dims=vendor.input_dims,
+        name=str(vendor.path),
+    )
 
 
 def check_seeds(seed: int, trials: int) -> list[int]:
