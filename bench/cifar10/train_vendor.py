@@ -58,7 +58,7 @@ DEFAULT_DATA = str(Path(__file__).resolve().parents[2].parent / "shared" / "data
 PREPROCESS_KEY = "nfdeploy.preprocess"
 # Settings that must not change between a run and its --resume.
 _RUN_KEYS = ("arch", "epochs", "seed", "batch_size", "lr", "wd", "warmup", "label_smoothing",
-             "train_limit")
+             "train_limit", "init_from")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -124,8 +124,8 @@ def make_schedule(opt: torch.optim.Optimizer, args: argparse.Namespace, steps_pe
 
 # ----------------------------------------------------------------------------- training
 def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test, y_test) -> None:
-    ckpt_path = out / f"{args.arch}_ckpt.pt"
-    log_path = out / f"{args.arch}_log.jsonl"
+    ckpt_path = out / f"{args.name}_ckpt.pt"
+    log_path = out / f"{args.name}_log.jsonl"
     run_cfg = {k: getattr(args, k) for k in _RUN_KEYS}
 
     images, labels = train_ds.images, train_ds.labels
@@ -142,6 +142,16 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
                           weight_decay=args.wd)
     sched = make_schedule(opt, args, steps_per_epoch)
     start_epoch, train_time, history = 0, 0.0, []
+    prior_epochs, prior_time = 0, 0.0
+    if args.init_from:
+        # A further training stage (a warm restart with its own OneCycle schedule) that
+        # starts from the weights of a finished run; optimizer state starts fresh.
+        init = torch.load(args.init_from, map_location="cpu", weights_only=True)
+        if init["config"]["arch"] != args.arch or init["epoch"] != init["config"]["epochs"]:
+            raise SystemExit(f"--init-from {args.init_from}: not a finished {args.arch} run")
+        model.load_state_dict(init["model"])
+        prior_epochs = int(init["epoch"]) + int(init.get("prior_epochs", 0))
+        prior_time = float(init["train_time"]) + float(init.get("prior_train_time", 0.0))
 
     if ckpt_path.exists():
         if not args.resume:
@@ -155,7 +165,7 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         start_epoch, train_time, history = ck["epoch"], float(ck["train_time"]), list(ck["history"])
-        print(f"resuming {args.arch} after epoch {start_epoch}/{args.epochs} "
+        print(f"resuming {args.name} after epoch {start_epoch}/{args.epochs} "
               f"({train_time / 60:.1f} min so far)", file=sys.stderr, flush=True)
 
     for epoch in range(start_epoch, args.epochs):
@@ -165,7 +175,7 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
         perm = rng.permutation(n)
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"{args.arch} epoch {epoch + 1}/{args.epochs}",
+        bar = tqdm(range(steps_per_epoch), desc=f"{args.name} epoch {epoch + 1}/{args.epochs}",
                    file=sys.stderr, mininterval=30, leave=True)
         for s in bar:
             idx = perm[s * args.batch_size:(s + 1) * args.batch_size]
@@ -195,10 +205,10 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
         atomic_torch_save({
             "config": run_cfg, "model": model.state_dict(), "opt": opt.state_dict(),
             "sched": sched.state_dict(), "epoch": epoch + 1, "train_time": train_time,
-            "history": history,
+            "history": history, "prior_epochs": prior_epochs, "prior_train_time": prior_time,
         }, ckpt_path)
         atomic_write_bytes(log_path, "".join(json.dumps(h) + "\n" for h in history).encode())
-        print(f"{args.arch} epoch {epoch + 1}/{args.epochs}: loss {loss_sum / seen:.4f} "
+        print(f"{args.name} epoch {epoch + 1}/{args.epochs}: loss {loss_sum / seen:.4f} "
               f"train_acc {correct / seen:.4f} test_acc {test_acc:.4f} ({dt:.0f} s, "
               f"total {train_time / 60:.1f} min)", file=sys.stderr, flush=True)
 
@@ -265,7 +275,7 @@ def export(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_tes
         quantize_static,
     )
 
-    ckpt_path = out / f"{args.arch}_ckpt.pt"
+    ckpt_path = out / f"{args.name}_ckpt.pt"
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     if ck["epoch"] != ck["config"]["epochs"]:
         raise SystemExit(f"{ckpt_path}: only {ck['epoch']}/{ck['config']['epochs']} epochs "
@@ -288,8 +298,8 @@ def export(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_tes
                                  ).numpy()
     torch_acc = float((torch_logits.argmax(1) == y_test_np).mean())
 
-    paths = {"float": out / f"{args.arch}.onnx", "float_bn": out / f"{args.arch}_bn.onnx",
-             "qdq": out / f"{args.arch}_qdq.onnx"}
+    paths = {"float": out / f"{args.name}.onnx", "float_bn": out / f"{args.name}_bn.onnx",
+             "qdq": out / f"{args.name}_qdq.onnx"}
     dummy = x_test_t[:2]
     for key, fold in (("float", True), ("float_bn", False)):
         atomic_write_bytes(paths[key], _with_metadata(_onnx_export(model, dummy, fold), props))
@@ -337,6 +347,13 @@ def export(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_tes
 
     summary = {
         "arch": args.arch,
+        "name": args.name,
+        "init_from": ck["config"].get("init_from"),
+        "prior_epochs": int(ck.get("prior_epochs", 0)),
+        "prior_train_time_s": round(float(ck.get("prior_train_time", 0.0)), 1),
+        "total_epochs": int(ck.get("prior_epochs", 0)) + int(ck["config"]["epochs"]),
+        "total_train_time_s": round(float(ck["train_time"]) + float(ck.get("prior_train_time", 0.0)),
+                                    1),
         "params": count_params(model),
         "epochs": ck["config"]["epochs"],
         "seed": ck["config"]["seed"],
@@ -352,7 +369,7 @@ def export(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_tes
         "export_time_s": round(time.perf_counter() - t0, 1),
         "preprocess": pre.to_dict(),
     }
-    atomic_write_json(out / f"{args.arch}_summary.json", summary)
+    atomic_write_json(out / f"{args.name}_summary.json", summary)
     return summary
 
 
@@ -363,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--out", type=Path, default=Path("bench/cache/cifar10"))
     p.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 image-folder root")
+    p.add_argument("--name", default=None, help="output file stem (default: the arch)")
+    p.add_argument("--init-from", default="",
+                   help="start from the weights of a finished run's checkpoint (a further "
+                        "stage with a fresh optimizer and its own OneCycle schedule)")
     p.add_argument("--resume", action="store_true", help="continue from {out}/{arch}_ckpt.pt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=128)
@@ -378,6 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export-only", action="store_true", help="export from a finished checkpoint")
     p.add_argument("--no-export", action="store_true")
     args = p.parse_args(argv)
+    args.name = args.name or args.arch
+    if args.init_from and Path(args.init_from).resolve() == (
+            args.out / f"{args.name}_ckpt.pt").resolve():
+        raise SystemExit("--init-from must differ from this run's own checkpoint; give --name")
 
     torch.set_num_threads(args.threads)
     out = args.out
