@@ -15,6 +15,8 @@ the same rule, so a generator built for 32×32 still works, unchanged, on 30×30
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -55,6 +57,18 @@ def convt_bn(in_ch: int, out_ch: int) -> list[nn.Module]:
 def convt_bn_relu(in_ch: int, out_ch: int) -> list[nn.Module]:
     """``ConvTranspose2d(k4, s2, p1) -> BatchNorm2d -> ReLU``."""
     return [*convt_bn(in_ch, out_ch), nn.ReLU(inplace=True)]
+
+
+def encoder_layers(in_ch: int, widths: Sequence[int], convs: int) -> list[nn.Module]:
+    """Encoder stages: ``convs`` conv-BN-ReLU layers at each width, then a 2x max-pool."""
+    layers: list[nn.Module] = []
+    prev = in_ch
+    for w in widths:
+        for i in range(convs):
+            layers += conv_bn_relu(prev if i == 0 else w, w)
+        prev = w
+        layers.append(nn.MaxPool2d(2))
+    return layers
 
 
 def padding_for(height: int, width: int, multiple: int) -> tuple[tuple[int, int, int, int], str]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .blocks import PaddedGenerator, conv_bn, conv_bn_relu
+from .blocks import PaddedGenerator, conv_bn, conv_bn_relu, encoder_layers
 
 __all__ = ["ConvGenerator", "conv_l", "conv_s"]
 
@@ -43,13 +43,8 @@ class ConvGenerator(PaddedGenerator):
         if len(encoder) != len(decoder):
             raise ValueError("encoder and decoder need the same number of stages")
         super().__init__(channels=channels, height=height, width=width, depth=len(encoder))
-        layers: list[nn.Module] = []
-        prev = channels
-        for w in encoder:
-            for i in range(convs):
-                layers += conv_bn_relu(prev if i == 0 else w, w)
-            prev = w
-            layers.append(nn.MaxPool2d(2))
+        layers = encoder_layers(channels, encoder, convs)
+        prev = encoder[-1]
         for w_opt in decoder:
             w = channels if w_opt is None else w_opt
             layers += conv_bn_relu(prev, w)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from .blocks import PaddedGenerator, conv_bn_relu, convt_bn, convt_bn_relu
+from .blocks import PaddedGenerator, conv_bn_relu, convt_bn, convt_bn_relu, encoder_layers
 
 __all__ = ["DeConvGenerator", "deconv_l", "deconv_s"]
 
@@ -43,13 +43,8 @@ class DeConvGenerator(PaddedGenerator):
         if len(decoder) != len(encoder) - 1:
             raise ValueError("decoder needs one stage fewer than the encoder (head upsamples)")
         super().__init__(channels=channels, height=height, width=width, depth=len(encoder))
-        layers: list[nn.Module] = []
-        prev = channels
-        for w in encoder:
-            for i in range(convs):
-                layers += conv_bn_relu(prev if i == 0 else w, w)
-            prev = w
-            layers.append(nn.MaxPool2d(2))
+        layers = encoder_layers(channels, encoder, convs)
+        prev = encoder[-1]
         if bottleneck:
             layers += conv_bn_relu(prev, prev)
         for w in decoder:
