@@ -202,6 +202,13 @@ def test_two_process_gloo_run(vendor_path: Path, data_path: Path, tmp_path: Path
         (["--train-ber", "1.5"], "--train-ber"),
         (["--generator", "NoSuchNet"], "NoSuchNet"),
         (["--holdout", "100000"], "--holdout"),
+        (["--device", "bogus"], "--device bogus: not a torch device"),
+        (["--device", "meta"], "only 'cpu' and 'cuda"),
+        pytest.param(
+            ["--device", "cuda"],
+            "torch sees no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present"),
+        ),
     ],
 )
 def test_bad_train_options(
@@ -212,6 +219,17 @@ def test_bad_train_options(
     )
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_device_is_stored_and_can_change_on_resume(
+    vendor_path: Path, data_path: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    args = [*_train_args(vendor_path, data_path, run), "--epochs", "2", "--stop-after", "1"]
+    assert CliRunner().invoke(main, [*args, "--device", "cpu"]).exit_code == 0
+    assert json.loads((run / "config.json").read_text())["config"]["device"] == "cpu"
+    moved = CliRunner().invoke(main, ["train", "-q", "--resume", str(run), "--device", "meta"])
+    assert moved.exit_code != 0 and "--device meta" in moved.output
 
 
 def test_new_run_needs_model_data_out(tmp_path: Path) -> None:

@@ -84,9 +84,16 @@ from nfdeploy.cli._errors import user_errors
     help="Training images held out for per-epoch CA(NF)/PA(NF).",
 )
 @click.option("--limit", type=int, default=None, help="Use only this many training images.")
-@click.option("--amp/--no-amp", default=False, show_default=True, help="bf16 autocast on CPU.")
+@click.option(
+    "--amp/--no-amp", default=False, show_default=True, help="bf16 autocast (CPU or CUDA)."
+)
 @click.option(
     "--threads", type=int, default=0, show_default=True, help="torch threads (0 = default)."
+)
+@click.option(
+    "--device",
+    default=None,
+    help="torch device for training, e.g. 'cuda' or 'cuda:1' [default: cpu; with --resume: as stored].",
 )
 @click.option(
     "--stop-after",

@@ -20,12 +20,15 @@ def train_from_options(
     stop_after: int | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """New run: needs --model, --data and --out. Resume: reads config.json; only --epochs may change."""
-    epochs = options.pop("epochs")
+    """New run: needs --model, --data and --out. Resume: reads config.json; only --epochs and
+    --device may change (a run can move between machines)."""
+    epochs, device = options.pop("epochs"), options.pop("device", None)
     if resume:
         stored = RunDir(resume).read_config()["config"]
         if epochs is not None:
             stored["epochs"] = epochs
+        if device is not None:
+            stored["device"] = device
         return train(
             config=TrainConfig.from_dict(stored),
             out=resume,
@@ -40,5 +43,7 @@ def train_from_options(
         raise NfdeployError(
             "--out is required for a new run: the folder for config, metrics and checkpoints."
         )
-    config = TrainConfig(epochs=DEFAULT_EPOCHS if epochs is None else epochs, **options)
+    config = TrainConfig(
+        epochs=DEFAULT_EPOCHS if epochs is None else epochs, device=device or "cpu", **options
+    )
     return train(config=config, out=out, resume=False, quiet=quiet, stop_after=stop_after)

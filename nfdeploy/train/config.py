@@ -35,6 +35,7 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast on CPU
     channels_last: bool = True
     threads: int = 0
+    device: str = "cpu"  # torch device for G and the vendor's gradients, e.g. "cuda"
 
     def __post_init__(self) -> None:
         checks = [

@@ -17,8 +17,10 @@ from torch import nn
 from nfdeploy.vendor import VendorModule
 
 
-def _autocast(enabled: bool) -> contextlib.AbstractContextManager[object]:
-    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
+def _autocast(enabled: bool, device: torch.device) -> contextlib.AbstractContextManager[object]:
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def eopm_step(
@@ -33,16 +35,16 @@ def eopm_step(
     amp: bool = False,
 ) -> tuple[float, float]:
     """Accumulate EOPM gradients into ``fused_input``'s parameters; returns (clean loss, total loss)."""
-    with _autocast(amp):
+    with _autocast(amp, x.device):
         fused = fused_input(x)
     leaf = fused.detach().float().requires_grad_(True)
-    with _autocast(amp):
+    with _autocast(amp, x.device):
         clean_loss = F.cross_entropy(vendor(leaf).float(), y)
     clean_loss.backward()
     total = clean_loss.item()
     weight = lam / n_perturbed if n_perturbed else 0.0
     for overrides in perturbed:
-        with vendor.weight_overrides(overrides), _autocast(amp):
+        with vendor.weight_overrides(overrides), _autocast(amp, x.device):
             loss = F.cross_entropy(vendor(leaf).float(), y) * weight
         loss.backward()
         total += loss.item()

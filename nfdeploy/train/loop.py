@@ -33,8 +33,8 @@ def _batches(
     data, pre = setup.train_set, setup.preprocess
     for start in range(0, len(indices) - batch_size + 1, batch_size):
         index = indices[start : start + batch_size]
-        x = torch.from_numpy(pre.apply(data.images[index]))
-        yield x, torch.from_numpy(data.labels[index].astype(np.int64))
+        x = torch.from_numpy(pre.apply(data.images[index])).to(setup.device)
+        yield x, torch.from_numpy(data.labels[index].astype(np.int64)).to(setup.device)
 
 
 @torch.no_grad()
@@ -49,11 +49,12 @@ def evaluate(
     correct = np.zeros(len(overrides))
     for start in range(0, len(data), batch):
         x = torch.from_numpy(setup.preprocess.apply(data.images[start : start + batch]))
-        y = torch.from_numpy(data.labels[start : start + batch])
+        x, y = x.to(setup.device), torch.from_numpy(data.labels[start : start + batch])
+        y = y.to(setup.device)
         inputs = fused(x) if use_generator else x
         for k, weights in enumerate(overrides):
             with module.weight_overrides(weights):
-                correct[k] += float((module(inputs).argmax(1) == y).sum())
+                correct[k] += float((module(inputs).argmax(1) == y).sum().item())
     fused.train()
     accuracy = correct / max(len(data), 1)
     return {

@@ -25,6 +25,7 @@ from nfdeploy.vendor import VendorModule, load_vendor
 @dataclass
 class TrainSetup:
     config: TrainConfig
+    device: torch.device
     vendor_sha256: str
     faultable: FaultableModel  # the model gradients come from (vendor, or surrogate)
     module: VendorModule
@@ -79,6 +80,23 @@ def build_fused_input(config: TrainConfig, pre: Preprocess) -> FusedInput:
     return fused.to(memory_format=torch.channels_last) if config.channels_last else fused  # type: ignore[call-overload]
 
 
+def resolve_device(text: str) -> torch.device:
+    """The training device; CUDA is checked here so a missing GPU is a one-line error."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise NfdeployError(f"--device {text}: not a torch device; use 'cpu' or 'cuda'.") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise NfdeployError(f"--device {text}: torch sees no CUDA device; use --device cpu.")
+        if device.index is not None and device.index >= count:
+            raise NfdeployError(f"--device {text}: only {count} CUDA device(s) visible.")
+    elif device.type != "cpu":
+        raise NfdeployError(f"--device {text}: only 'cpu' and 'cuda[:N]' are supported.")
+    return device
+
+
 def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
     if config.fault_model == FaultModel.CHIP_MAP.value:
         raise NfdeployError(
@@ -86,13 +104,14 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
         )
     if not Path(config.vendor).is_file():
         raise NfdeployError(f"{config.vendor}: no such vendor ONNX file. Check --model.")
+    device = resolve_device(config.device)
     vendor_sha = file_sha256(config.vendor)
     source = config.surrogate or config.vendor
     selection = TensorSelection(include_bias=config.include_bias, pattern=config.tensors)
     faultable = load_faultable(source, storage=config.storage, selection=selection)
     if not faultable.targets:
         raise NfdeployError(f"{source}: no Conv/Gemm/MatMul weights selected; check --tensors.")
-    module = load_vendor(source)
+    module = load_vendor(source).to(device)
     _check_names(module, faultable)
     spec = FaultSpec(
         FaultModel(config.fault_model),
@@ -106,9 +125,9 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
     )
     train_set, holdout_set = split_holdout(data, config.holdout, config.seed)
     return TrainSetup(
-        config, vendor_sha, faultable, module, spec,
+        config, device, vendor_sha, faultable, module, spec,
         PerturbedWeights(faultable, spec, threads=1), pre, train_set, holdout_set,
-        build_fused_input(config, pre),
+        build_fused_input(config, pre).to(device),
     )  # fmt: skip
 
 

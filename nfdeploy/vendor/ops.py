@@ -1031,7 +1031,7 @@ def _constant_of_shape(ctx: NodeCtx) -> RunFn:
     def run(shape_t: torch.Tensor) -> torch.Tensor:
         shape = _ints(static, shape_t)
         assert shape is not None
-        return torch.full(shape, fill_value, dtype=dtype)
+        return torch.full(shape, fill_value, dtype=dtype, device=shape_t.device)
 
     return run
 
@@ -1039,7 +1039,9 @@ def _constant_of_shape(ctx: NodeCtx) -> RunFn:
 @register("Range")
 def _range(ctx: NodeCtx) -> RunFn:
     def run(start: torch.Tensor, limit: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-        return torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)
+        return torch.arange(
+            start.item(), limit.item(), delta.item(), dtype=start.dtype, device=start.device
+        )
 
     return run
 
