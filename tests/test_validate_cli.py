@@ -257,3 +257,47 @@ def test_plots_written_and_optional(setup: dict[str, Path], tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr[-3000:]
     assert "pip install 'nfdeploy[plots]'" in result.stderr
     assert not (tmp_path / "none").exists()
+
+
+def _trial_accuracies(report: Path) -> tuple[list[float], list[float]]:
+    rows = json.loads(report.read_text())["results"]
+    return (
+        [t["pa"] for row in rows for t in row["trials"]],
+        [t["pa_nf"] for row in rows for t in row["trials"]],
+    )
+
+
+def test_several_generators_match_separate_runs(setup: dict[str, Path], tmp_path: Path) -> None:
+    plain = _identity_generator(tmp_path / "plain.onnx")
+    shifted = _identity_generator(tmp_path / "shifted.onnx", delta=0.3)
+    common = ["--model", str(setup["model"]), "--data", str(setup["data"]), "--ber", "0.05",
+              "--ber", "0.1", "--trials", "3", "--threads", "1"]  # fmt: skip
+    for gen in (plain, shifted):
+        code, output = _invoke(
+            *common, "--generator", str(gen), "--report", str(tmp_path / f"one-{gen.stem}.json")
+        )
+        assert code == 0, output
+    code, output = _invoke(
+        *common, "--generator", str(plain), "--generator", str(shifted),
+        "--report", str(tmp_path / "both-{generator}.json"),
+    )  # fmt: skip
+    assert code == 0, output
+    for name in ("plain", "shifted"):
+        assert _trial_accuracies(tmp_path / f"both-{name}.json") == _trial_accuracies(
+            tmp_path / f"one-{name}.json"
+        )
+    pa_nf = [_trial_accuracies(tmp_path / f"both-{n}.json")[1] for n in ("plain", "shifted")]
+    assert pa_nf[0] != pa_nf[1]  # the shift changes predictions, so the reports really differ
+
+
+def test_several_generators_need_placeholder_and_distinct_names(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    other = _identity_generator(tmp_path / "g2.onnx")
+    base = ["--model", str(setup["model"]), "--data", str(setup["data"]), "--ber", "0.05"]
+    code, output = _invoke(*base, "--generator", str(setup["generator"]), "--generator",
+                           str(other), "--report", str(tmp_path / "r.json"))  # fmt: skip
+    assert code != 0 and "{generator}" in output and "Traceback" not in output
+    assert not (tmp_path / "r.json").exists()
+    code, output = _invoke(*base, "--generator", str(other), "--generator", str(other))
+    assert code != 0 and "not distinct" in output

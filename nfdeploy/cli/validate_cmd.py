@@ -15,8 +15,9 @@ from nfdeploy.cli._options import fault_options
 @click.option(
     "--generator",
     type=click.Path(dir_okay=False),
-    default=None,
-    help="generator.onnx from `nfdeploy export`.",
+    multiple=True,
+    help="generator.onnx from `nfdeploy export`; repeat to compare several on the same fault "
+    "patterns (then --report/--plots need '{generator}' in the path).",
 )
 @click.option("--data", required=True, help="Data: a folder, CIFAR/IDX/npz path, or 'synthetic'.")
 @click.option(

@@ -9,7 +9,9 @@ from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import FaultModel, parse_bit_positions
 from nfdeploy.validate.report import ValidationReport
-from nfdeploy.validate.runner import run_validation
+from nfdeploy.validate.runner import run_validations
+
+PLACEHOLDER = "{generator}"
 
 
 def validate(
@@ -17,7 +19,7 @@ def validate(
     model: str,
     data: str,
     bers: tuple[float, ...],
-    generator: str | None = None,
+    generator: str | tuple[str, ...] | None = None,
     split: str = "test",
     limit: int | None = None,
     preprocess: str | None = None,
@@ -37,13 +39,19 @@ def validate(
     fail_under: float | None = None,
     quiet: bool = False,
 ) -> bool:
-    """Run validation, print the table to stderr, write JSON/plots; False if --fail-under fails."""
+    """Run validation, print the table to stderr, write JSON/plots; False if --fail-under fails.
+
+    Several generators share each trial's faulty vendor pass; then ``report`` and ``plots``
+    must contain ``{generator}``, replaced by each generator's name (see :func:`generator_name`).
+    """
     threshold = _threshold(fail_under)
-    result = run_validation(
+    generators = _as_tuple(generator)
+    outputs = _output_paths(generators, report, plots)
+    results = run_validations(
         model=model,
         data=data,
         bers=bers,
-        generator=generator,
+        generators=generators,
         trials=trials,
         seed=seed,
         fault_model=FaultModel(fault_model),
@@ -59,14 +67,59 @@ def validate(
         batch_size=batch_size,
         progress=not quiet,
     )
-    result.extra["energy"] = _energy(model, generator)
-    print(result.table(), file=sys.stderr)
-    print(result.extra["energy"]["text"], file=sys.stderr)
-    if report:
-        print(f"report: {result.write_json(report)}", file=sys.stderr)
-    if plots:
-        _write_plots(result, Path(plots))
-    return _passes(result, threshold)
+    ok = True
+    for result, gen, (report_path, plots_path) in zip(
+        results, generators or (None,), outputs, strict=True
+    ):
+        if gen is not None and len(generators) > 1:
+            print(f"\n== generator {gen}", file=sys.stderr)
+        result.extra["energy"] = _energy(model, gen)
+        print(result.table(), file=sys.stderr)
+        print(result.extra["energy"]["text"], file=sys.stderr)
+        if report_path:
+            print(f"report: {result.write_json(report_path)}", file=sys.stderr)
+        if plots_path:
+            _write_plots(result, Path(plots_path))
+        ok = _passes(result, threshold) and ok
+    return ok
+
+
+def _as_tuple(generator: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if generator is None:
+        return ()
+    return (generator,) if isinstance(generator, str) else tuple(generator)
+
+
+def generator_name(path: str) -> str:
+    """'runs/UNetS-a/generator.onnx' -> 'UNetS-a'; 'g1.onnx' -> 'g1'."""
+    p = Path(path)
+    return p.parent.name if p.stem == "generator" and p.parent.name else p.stem
+
+
+def _output_paths(
+    generators: tuple[str, ...], report: str | None, plots: str | None
+) -> list[tuple[str | None, str | None]]:
+    if len(generators) <= 1:
+        return [(report, plots)]
+    names = [generator_name(g) for g in generators]
+    if len(set(names)) != len(names):
+        raise NfdeployError(
+            f"--generator: names {names} are not distinct; put each generator.onnx in its own "
+            "run folder or give them different file names."
+        )
+    for flag, value in (("--report", report), ("--plots", plots)):
+        if value and PLACEHOLDER not in value:
+            raise NfdeployError(
+                f"{flag} {value}: with several --generator, include {PLACEHOLDER} in the path, "
+                f"e.g. {flag} 'out/{PLACEHOLDER}.json'."
+            )
+    return [
+        (
+            report.replace(PLACEHOLDER, name) if report else None,
+            plots.replace(PLACEHOLDER, name) if plots else None,
+        )
+        for name in names
+    ]
 
 
 def _energy(model: str, generator: str | None) -> dict[str, object]:

@@ -85,6 +85,19 @@ def run_validation(
     data: str,
     bers: Sequence[float],
     generator: str | Path | None = None,
+    **options: Any,
+) -> ValidationReport:
+    """Accuracy of the vendor model, clean and under ``trials`` seeded fault patterns per BER."""
+    generators = [generator] if generator else []
+    return run_validations(model=model, data=data, bers=bers, generators=generators, **options)[0]
+
+
+def run_validations(
+    *,
+    model: str | Path,
+    data: str,
+    bers: Sequence[float],
+    generators: Sequence[str | Path] = (),
     trials: int = 10,
     seed: int = EVAL_SEED_START,
     fault_model: FaultModel = FaultModel.FLIP,
@@ -99,8 +112,12 @@ def run_validation(
     threads: int = 0,
     batch_size: int = 256,
     progress: bool = True,
-) -> ValidationReport:
-    """Accuracy of the vendor model, clean and under ``trials`` seeded fault patterns per BER."""
+) -> list[ValidationReport]:
+    """One report per generator (or one without NF), all from the same faulty vendor passes.
+
+    Each trial builds the faulty vendor session once and runs it on the plain inputs once, then
+    on each generator's fused inputs, so comparing k generators costs k + 1 passes, not 2k.
+    """
     if trials < 1:
         raise NfdeployError(f"--trials {trials}: need at least 1 trial.")
     if not bers:
@@ -113,64 +130,77 @@ def run_validation(
         raise NfdeployError(
             f"{model}: no Conv/Gemm/MatMul weight tensors selected; check --tensors."
         )
-    gen = None
-    if generator:  # a faulty generator is stored like the vendor (a float G emulates int8 storage)
-        gen_storage = "auto" if vendor.storage is Storage.QDQ else vendor.storage.value
-        gen = load_faultable(generator, storage=gen_storage, namespace="generator/")
-    if gen is not None:
+    # a faulty generator is stored like the vendor (a float G emulates int8 storage)
+    gen_storage = "auto" if vendor.storage is Storage.QDQ else vendor.storage.value
+    gens = [load_faultable(g, storage=gen_storage, namespace="generator/") for g in generators]
+    for gen in gens:
         _check_generator(gen, vendor)
-    pre = resolve_preprocess(preprocess, vendor, gen)
+    pre = _shared_preprocess(preprocess, vendor, gens)
     dataset = load_dataset(data, split=split, limit=limit, seed=0, progress=progress)
-    x = pre.apply(dataset.images)
-    labels = dataset.labels
+    x, labels = pre.apply(dataset.images), dataset.labels
     specs = [
         FaultSpec(fault_model, float(b), vendor.storage, bit_positions, chip_map) for b in bers
     ]
-    fuser = _Fuser(gen, x, batch_size, threads)
-
+    fusers = [_Fuser(gen, x, batch_size, threads) for gen in gens] or [
+        _Fuser(None, x, batch_size, threads)
+    ]
     clean_vendor = make_session(vendor.clean_bytes(), threads=threads)
     clean_pred = predict(clean_vendor, x, batch_size)
     ca = float(np.mean(clean_pred == labels))
-    ca_nf = (
+    ca_nf = [
         None
-        if fuser.clean is None
-        else float(np.mean(predict(clean_vendor, fuser.clean, batch_size) == labels))
-    )
-
-    results: list[BerResult] = []
-    samples = None
+        if f.clean is None
+        else float(np.mean(predict(clean_vendor, f.clean, batch_size) == labels))
+        for f in fusers
+    ]
+    rows: list[list[BerResult]] = [[] for _ in fusers]
+    samples: list[Samples | None] = [None for _ in fusers]
     bar = tqdm(
         total=len(specs) * trials, desc="validate", unit="trial", file=sys.stderr,
         disable=True if not progress else None,
     )  # fmt: skip
     for spec in specs:
-        row = BerResult(ber=spec.ber, ca=ca, ca_nf=ca_nf)
+        for k in range(len(fusers)):
+            rows[k].append(BerResult(ber=spec.ber, ca=ca, ca_nf=ca_nf[k]))
         for trial, trial_seed in enumerate(seeds):
-            result, pred, pred_nf = _run_trial(
-                vendor,
-                fuser,
-                spec,
-                trial,
-                trial_seed,
-                x,
-                labels,
-                faulty_generator,
-                threads,
+            results = _run_trial(
+                vendor, fusers, spec, trial, trial_seed, x, labels, faulty_generator, threads,
                 batch_size,
-            )
-            row.trials.append(result)
-            if trial == 0 and spec is specs[-1]:
-                samples = _samples(
-                    dataset, pre, fuser.clean, clean_pred, pred, pred_nf, spec.ber, trial_seed
-                )
+            )  # fmt: skip
+            for k, (result, pred, pred_nf) in enumerate(results):
+                rows[k][-1].trials.append(result)
+                if trial == 0 and spec is specs[-1]:
+                    samples[k] = _samples(
+                        dataset, pre, fusers[k].clean, clean_pred, pred, pred_nf, spec.ber,
+                        trial_seed,
+                    )  # fmt: skip
             bar.update(1)
-            bar.set_postfix(ber=f"{spec.ber:g}", pa=f"{result.pa:.3f}")
-        results.append(row)
+            bar.set_postfix(ber=f"{spec.ber:g}", pa=f"{results[0][0].pa:.3f}")
     bar.close()
-    header = _header(vendor, gen, dataset.source, len(x), pre, specs[0], seeds, faulty_generator)
-    return ValidationReport(
-        header=header, results=results, timing=_timing(results, len(x)), samples=samples
-    )
+    return [
+        ValidationReport(
+            header=_header(vendor, fuser.generator, dataset.source, len(x), pre, specs[0], seeds,
+                           faulty_generator),
+            results=rows[k], timing=_timing(rows[k], len(x)), samples=samples[k],
+        )
+        for k, fuser in enumerate(fusers)
+    ]  # fmt: skip
+
+
+def _shared_preprocess(
+    text: str | None, vendor: FaultableModel, gens: list[FaultableModel]
+) -> Preprocess:
+    """All generators must agree on the preprocessing they were trained with."""
+    choices = [resolve_preprocess(text, vendor, gen) for gen in gens] or [
+        resolve_preprocess(text, vendor, None)
+    ]
+    for gen, other in zip(gens[1:], choices[1:], strict=True):
+        if other != choices[0]:
+            raise NfdeployError(
+                f"{gen.path}: stored preprocessing differs from {gens[0].path}'s; "
+                "validate them separately or pass --preprocess."
+            )
+    return choices[0]
 
 
 def predict(session: ort.InferenceSession, x: np.ndarray, batch_size: int) -> np.ndarray:
@@ -178,26 +208,28 @@ def predict(session: ort.InferenceSession, x: np.ndarray, batch_size: int) -> np
 
 
 def _run_trial(
-    vendor: FaultableModel, fuser: _Fuser, spec: FaultSpec, trial: int, seed: int, x: np.ndarray,
-    labels: np.ndarray, faulty_generator: bool, threads: int, batch_size: int,
-) -> tuple[TrialResult, np.ndarray, np.ndarray | None]:  # fmt: skip
-    """One fault pattern: build the faulty session, then PA (and PA(NF)) over the data."""
+    vendor: FaultableModel, fusers: list[_Fuser], spec: FaultSpec, trial: int, seed: int,
+    x: np.ndarray, labels: np.ndarray, faulty_generator: bool, threads: int, batch_size: int,
+) -> list[tuple[TrialResult, np.ndarray, np.ndarray | None]]:  # fmt: skip
+    """One fault pattern: build the faulty session once, then PA and each generator's PA(NF)."""
     start = time.perf_counter()
     faulty, changed = vendor.faulty_bytes(spec, seed=seed, threads=max(threads, 1))
     session = make_session(faulty, threads=threads)
     inject_s = time.perf_counter() - start
-    fused, gen_changed = fuser.for_trial(spec if faulty_generator else None, seed)
     start = time.perf_counter()
     pred = predict(session, x, batch_size)
-    pred_nf = None if fused is None else predict(session, fused, batch_size)
-    infer_s = time.perf_counter() - start
+    base_s = time.perf_counter() - start
     pa = float(np.mean(pred == labels))
-    pa_nf = None if pred_nf is None else float(np.mean(pred_nf == labels))
-    return (
-        TrialResult(trial, seed, changed, pa, pa_nf, inject_s, infer_s, gen_changed),
-        pred,
-        pred_nf,
-    )
+    out = []
+    for fuser in fusers:
+        fused, gen_changed = fuser.for_trial(spec if faulty_generator else None, seed)
+        start = time.perf_counter()
+        pred_nf = None if fused is None else predict(session, fused, batch_size)
+        infer_s = base_s + time.perf_counter() - start
+        pa_nf = None if pred_nf is None else float(np.mean(pred_nf == labels))
+        result = TrialResult(trial, seed, changed, pa, pa_nf, inject_s, infer_s, gen_changed)
+        out.append((result, pred, pred_nf))
+    return out
 
 
 def _timing(results: list[BerResult], n_images: int) -> dict[str, float]:
