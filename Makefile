@@ -29,10 +29,12 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
 
+# The quick ratios (kernel, validation overhead, train-step speed-up); docs/benchmarks.md has
+# the full runs (validate_overhead.py without --quick, train_step.py with the N sweep).
 bench: $(STAMP)
 	$(BIN)/python bench/bitflip.py
-	$(BIN)/python bench/validate_overhead.py
-	$(BIN)/python bench/train_step.py --steps 1
+	$(BIN)/python bench/validate_overhead.py --quick
+	$(BIN)/python bench/train_step.py --steps 1 --no-sweep
 
 clean:
 	rm -rf build $(VENV) demo-out

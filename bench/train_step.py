@@ -5,7 +5,7 @@ batch, measured side by side in one run. The naive loop recomputes G(x) for ever
 perturbed model, builds each perturbed model as a deep copy with its own parameters, and
 computes gradients for the base model's weights, as the reference implementation does.
 
-    python bench/train_step.py [--n 10] [--batch 25] [--generator ConvL] [--steps 3] [--amp]
+    python bench/train_step.py [--n 10] [--batch 25] [--generator ConvL] [--steps 3] [--amp] [--no-sweep]
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def naive_step(fused, base, stored, spec, x, y, n, lam, seeds, optimizer) -> Non
         model = copy.deepcopy(base)
         faulty = perturb(stored, spec, seed=seed)
         with torch.no_grad():
-            for (_name, param), weight, (codes, _) in zip(_weights(model), stored, faulty, strict=True):
+            for (_name, param), weight, (codes, _) in zip(
+                _weights(model), stored, faulty, strict=True
+            ):
                 param.copy_(torch.from_numpy(weight.dequantize(codes)))
         loss = loss + lam / n * F.cross_entropy(model(fused(x)), y)
     optimizer.zero_grad()
@@ -74,13 +76,18 @@ def timed(fn, steps: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=10)
     parser.add_argument("--batch", type=int, default=25)
     parser.add_argument("--generator", default="ConvL")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--amp", action="store_true", help="also time bf16 autocast (slow without bf16 hardware)")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the step time vs N part")
+    parser.add_argument(
+        "--amp", action="store_true", help="also time bf16 autocast (slow without bf16 hardware)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -91,7 +98,9 @@ def main() -> None:
         vendor, faultable = load_vendor(path), load_faultable(path)
     spec = FaultSpec(FaultModel.STUCK_AT, 0.01, faultable.storage)
     weights = PerturbedWeights(faultable, spec)
-    stored = [StoredWeight.from_float(n, p.detach().numpy(), spec.storage) for n, p in _weights(base)]
+    stored = [
+        StoredWeight.from_float(n, p.detach().numpy(), spec.storage) for n, p in _weights(base)
+    ]
     seeds = list(range(args.n))
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.uniform(-1, 1, (args.batch, 3, 32, 32)).astype(np.float32))
@@ -110,7 +119,10 @@ def main() -> None:
         fused = fused_input(args.generator).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         optimizer = torch.optim.Adam(fused.parameters(), lr=1e-3)
         with vendor.weight_overrides(weights.clean()):
-            return timed(lambda: ours_step(fused, vendor, weights, x_cl, y, n, lam, seeds, optimizer, amp), args.steps)
+            return timed(
+                lambda: ours_step(fused, vendor, weights, x_cl, y, n, lam, seeds, optimizer, amp),
+                args.steps,
+            )
 
     print(f"vendor CIFAR ResNet18, generator {args.generator}, N={args.n}, batch {args.batch}, "
           f"{args.threads} threads, {args.steps} timed steps after 1 warm-up", flush=True)  # fmt: skip
@@ -118,10 +130,14 @@ def main() -> None:
     ours = run_ours(args.n)
     print(f"naive reference-structured step : {naive:7.2f} s")
     print(f"nfdeploy eopm_step              : {ours:7.2f} s")
-    print(f"speed-up                        : {naive / ours:7.2f}x  (target >= 2x: {'PASS' if naive / ours >= 2 else 'FAIL'})")
+    print(
+        f"speed-up                        : {naive / ours:7.2f}x  (target >= 2x: {'PASS' if naive / ours >= 2 else 'FAIL'})"
+    )
     if args.amp:
         amp = run_ours(args.n, amp=True)
         print(f"nfdeploy eopm_step, bf16 autocast: {amp:7.2f} s  ({ours / amp:.2f}x vs fp32)")
+    if args.no_sweep:
+        return
     print("\nstep time vs N (nfdeploy, fp32):")
     times = {n: run_ours(n) for n in (1, 5, 10)}
     for n, t in times.items():

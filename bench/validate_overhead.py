@@ -7,6 +7,7 @@
 4. Peak RSS of a `nfdeploy validate` process.
 
     python bench/validate_overhead.py [--model M.onnx] [--qdq M_qdq.onnx] [--data DIR] [--preprocess cifar10]
+    python bench/validate_overhead.py --quick   # fewer trials and images (for `make bench`)
 
 Defaults use the CIFAR-10 bench models (bench/cifar10/train_vendor.py) and ../shared/data/cifar10.
 """
@@ -27,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / "cache" / "cifar10"
 
 
-def run(model: Path, data: str, pre: str, *, trials: int, limit: int | None, threads: int) -> tuple[dict[str, float], float]:
+def run(
+    model: Path, data: str, pre: str, *, trials: int, limit: int | None, threads: int
+) -> tuple[dict[str, float], float]:
     start = time.perf_counter()
     report = run_validation(
         model=model, data=data, bers=[0.01], trials=trials, fault_model=FaultModel.STUCK_AT,
@@ -36,46 +39,65 @@ def run(model: Path, data: str, pre: str, *, trials: int, limit: int | None, thr
     return report.timing, time.perf_counter() - start
 
 
-def peak_rss_mb(model: Path, data: str, pre: str) -> float:
+def peak_rss_mb(model: Path, data: str, pre: str, trials: int) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     subprocess.run(
         [sys.executable, "-m", "nfdeploy", "validate", "-q", "--model", str(model), "--data", data,
-         "--preprocess", pre, "--ber", "0.01", "--trials", "2"],
+         "--preprocess", pre, "--ber", "0.01", "--trials", str(trials)],
         check=True, capture_output=True,
     )  # fmt: skip
     return max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, default=CACHE / "resnet20.onnx")
     parser.add_argument("--qdq", type=Path, default=CACHE / "resnet20_qdq.onnx")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10"))
     parser.add_argument("--preprocess", default="cifar10")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--quick", action="store_true", help="1 trial for 1-2, grid 1/2 trials x 2000/4000 images"
+    )
     args = parser.parse_args()
+    trials = 1 if args.quick else 3
+    grid_trials, grid_images = ((1, 2), (2000, 4000)) if args.quick else ((2, 4), (2500, 10000))
     for path in (args.model, args.qdq):
         if not path.is_file():
-            sys.exit(f"{path}: missing; build it with bench/cifar10/train_vendor.py (see bench/cifar10/README.md)")
+            sys.exit(
+                f"{path}: missing; build it with bench/cifar10/train_vendor.py (see bench/cifar10/README.md)"
+            )
     common = {"data": args.data, "pre": args.preprocess, "threads": args.threads}
 
     print(f"model {args.model.name} / {args.qdq.name}, data {args.data}, {args.threads} threads\n")
-    timing, _ = run(args.model, trials=3, limit=None, **common)
+    timing, _ = run(args.model, trials=trials, limit=None, **common)
     print("1. fault emulation overhead per trial (10,000 images, stuck-at 1%)")
     print(f"   inject+session {timing['inject_s_per_trial'] * 1000:8.1f} ms | inference {timing['infer_s_per_trial']:6.2f} s "
           f"| ratio {timing['overhead_ratio'] * 100:5.2f}%  (target <= 5%: {'PASS' if timing['overhead_ratio'] <= 0.05 else 'FAIL'})")  # fmt: skip
-    qdq_timing, _ = run(args.qdq, trials=3, limit=None, **common)
-    print(f"   QDQ model: inject+session {qdq_timing['inject_s_per_trial'] * 1000:.1f} ms, ratio {qdq_timing['overhead_ratio'] * 100:.2f}%")
+    qdq_timing, _ = run(args.qdq, trials=trials, limit=None, **common)
+    print(
+        f"   QDQ model: inject+session {qdq_timing['inject_s_per_trial'] * 1000:.1f} ms, ratio {qdq_timing['overhead_ratio'] * 100:.2f}%"
+    )
     print("\n2. throughput (images/s, one faulty session per trial)")
-    print(f"   float {timing['images_per_s']:8.0f} | QDQ int8 {qdq_timing['images_per_s']:8.0f} | "
-          f"QDQ / float {qdq_timing['images_per_s'] / timing['images_per_s']:.2f}x")
+    print(
+        f"   float {timing['images_per_s']:8.0f} | QDQ int8 {qdq_timing['images_per_s']:8.0f} | "
+        f"QDQ / float {qdq_timing['images_per_s'] / timing['images_per_s']:.2f}x"
+    )
     print("\n3. total validate time vs trials and images (float model)")
-    grid = {(t, n): run(args.model, trials=t, limit=n, **common)[1] for t in (2, 4) for n in (2500, 10000)}
+    grid = {
+        (t, n): run(args.model, trials=t, limit=n, **common)[1]
+        for t in grid_trials
+        for n in grid_images
+    }
     for (t, n), seconds in grid.items():
         print(f"   trials {t}, images {n:>5}: {seconds:6.2f} s")
-    print(f"   trials x2 -> time x{grid[(4, 10000)] / grid[(2, 10000)]:.2f};  images x4 -> time x{grid[(2, 10000)] / grid[(2, 2500)]:.2f}"
+    (t1, t2), (n1, n2) = grid_trials, grid_images
+    print(f"   trials x{t2 // t1} -> time x{grid[(t2, n2)] / grid[(t1, n2)]:.2f};  images x{n2 // n1} -> time x{grid[(t1, n2)] / grid[(t1, n1)]:.2f}"
           " (fixed costs: data decode cache, model load, clean pass)")  # fmt: skip
-    print(f"\n4. peak RSS of `nfdeploy validate` (2 trials, 10,000 images): {peak_rss_mb(args.model, args.data, args.preprocess):.0f} MB")
+    rss = peak_rss_mb(args.model, args.data, args.preprocess, trials)
+    print(f"\n4. peak RSS of `nfdeploy validate` ({trials} trials, 10,000 images): {rss:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,191 @@
+"""Tables and the accuracy-vs-BER plot for docs/benchmarks.md from the committed CIFAR-10 reports.
+
+Reads bench/results/cifar10/<run>/validate-<fault model>-<BER>.json (bench/cifar10/validate_suite.py)
+and <run>/metrics.jsonl; prints markdown; writes docs/cifar10/accuracy_vs_ber.png.
+
+    python bench/cifar10/summarize.py [--plot docs/cifar10/accuracy_vs_ber.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench" / "results" / "cifar10"
+RUNS = ROOT / "bench" / "cache" / "cifar10" / "runs"
+NAME = re.compile(r"validate-(stuck-at|flip)-([0-9.e-]+)\.json$")
+
+
+def load_reports() -> dict[str, dict[tuple[str, float], dict[str, Any]]]:
+    out: dict[str, dict[tuple[str, float], dict[str, Any]]] = {}
+    for path in sorted(RESULTS.glob("*/validate-*-*.json")):
+        match = NAME.search(path.name)
+        if match:
+            key = (match.group(1), float(match.group(2)))
+            out.setdefault(path.parent.name, {})[key] = json.loads(path.read_text())
+    return out
+
+
+def trained(run: str, report: dict[str, Any]) -> tuple[str, float]:
+    meta = report["generator"]["metadata"]
+    return meta["nfdeploy.fault_model"], float(meta["nfdeploy.train_ber"])
+
+
+def onnx_params(run: str) -> int | None:
+    path = RUNS / run / "generator.onnx"
+    if not path.exists():
+        return None
+    model = onnx.load(str(path))
+    return sum(
+        int(np.prod(t.dims))
+        for t in model.graph.initializer
+        if len(t.dims) >= 1 and t.data_type == 1
+    )
+
+
+def pct(value: float) -> str:
+    return f"{value * 100:.1f}"
+
+
+def row_cells(row: dict[str, Any]) -> list[str]:
+    pa, pa_nf = row["pa"], row["pa_nf"]
+    return [pct(row["ca"]), f"{pct(pa['mean'])} ± {pct(pa['std'])}", pct(row["ca_nf"]),
+            f"{pct(pa_nf['mean'])} ± {pct(pa_nf['std'])}", f"{row['rp'] * 100:+.1f}"]  # fmt: skip
+
+
+def main_table(reports: dict[str, dict[tuple[str, float], dict[str, Any]]]) -> list[str]:
+    lines = ["| generator | trained at | CA | PA ± std | CA(NF) | PA(NF) ± std | RP | PA(NF)/CA | params | MACs | ES |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for run, by_config in reports.items():
+        any_report = next(iter(by_config.values()))
+        if any_report.get("generator") is None:
+            continue
+        model, ber = trained(run, any_report)
+        report = by_config.get((model, ber))
+        if report is None:
+            continue
+        row, energy = report["results"][0], report["energy"]
+        arch = report["generator"]["metadata"]["nfdeploy.generator_arch"]
+        params = onnx_params(run)
+        lines.append("| " + " | ".join([
+            arch, f"{model} {ber:g}", *row_cells(row), f"{row['pa_nf']['mean'] / row['ca']:.2f}",
+            f"{params:,}" if params else "?", f"{energy['macs_g'] / 1e6:.1f}M",
+            f"{energy['energy_saving'] * 100:.1f}%",
+        ]) + " |")  # fmt: skip
+    return lines
+
+
+def all_configs_table(reports: dict[str, dict[tuple[str, float], dict[str, Any]]]) -> list[str]:
+    lines = ["| generator (trained at) | validated at | CA | PA ± std | CA(NF) | PA(NF) ± std | RP | PA(NF) > PA in |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for run, by_config in reports.items():
+        for (model, ber), report in sorted(by_config.items()):
+            if report.get("generator") is None:
+                continue
+            row = report["results"][0]
+            wins = sum(t["pa_nf"] > t["pa"] for t in row["trials"])
+            arch = report["generator"]["metadata"]["nfdeploy.generator_arch"]
+            t_model, t_ber = trained(run, report)
+            lines.append("| " + " | ".join([
+                f"{arch} ({t_model} {t_ber:g})", f"{model} {ber:g}", *row_cells(row),
+                f"{wins}/{len(row['trials'])}",
+            ]) + " |")  # fmt: skip
+    return lines
+
+
+def training_table() -> list[str]:
+    lines = [
+        "| run | epochs | held-out PA at epoch 0 | best held-out CA(NF) / PA(NF) (epoch) |",
+        "|---|---|---|---|",
+    ]
+    for path in sorted(RESULTS.glob("*/metrics.jsonl")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        epochs = [r for r in rows if r["epoch"] >= 1]
+        if not epochs:
+            continue
+        best = max(epochs, key=lambda r: r["pa_nf"])
+        lines.append(f"| {path.parent.name} | {len(epochs)} | {pct(rows[0]['pa'])} (CA {pct(rows[0]['ca'])}) | "
+                     f"{pct(best['ca_nf'])} / {pct(best['pa_nf'])} ({best['epoch']}) |")  # fmt: skip
+    return lines
+
+
+def plot(reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, model in zip(axes, ("stuck-at", "flip"), strict=True):
+        vendor: dict[float, tuple[float, float]] = {}
+        for run, by_config in reports.items():
+            points = sorted(
+                (ber, r) for (m, ber), r in by_config.items() if m == model and r.get("generator")
+            )
+            if not points:
+                continue
+            arch = points[0][1]["generator"]["metadata"]["nfdeploy.generator_arch"]
+            t_model, t_ber = trained(run, points[0][1])
+            bers = [b for b, _ in points]
+            means = np.array([r["results"][0]["pa_nf"]["mean"] for _, r in points]) * 100
+            stds = np.array([r["results"][0]["pa_nf"]["std"] for _, r in points]) * 100
+            ax.errorbar(
+                bers,
+                means,
+                yerr=stds,
+                marker="o",
+                capsize=3,
+                label=f"PA(NF) {arch} ({t_model} {t_ber:g})",
+            )
+            for b, r in points:
+                vendor[b] = (
+                    r["results"][0]["pa"]["mean"] * 100,
+                    r["results"][0]["pa"]["std"] * 100,
+                )
+            ca = points[0][1]["results"][0]["ca"] * 100
+        if vendor:
+            bers = sorted(vendor)
+            ax.errorbar(bers, [vendor[b][0] for b in bers], yerr=[vendor[b][1] for b in bers], color="black",
+                        linestyle="--", marker="s", capsize=3, label="PA (vendor alone)")  # fmt: skip
+            ax.axhline(ca, color="gray", linewidth=0.8, label=f"CA {ca:.1f}")
+        ax.set_xscale("log")
+        ax.set_title(f"{model} (10 trials x 10,000 test images)")
+        ax.set_xlabel("BER")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("accuracy (%), mean ± std over trials")
+    fig.suptitle(
+        "CIFAR-10, ResNet-20 vendor (int8 weights): accuracy vs BER without and with the generator"
+    )
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(out)
+    print(f"plot: {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--plot", type=Path, default=ROOT / "docs" / "cifar10" / "accuracy_vs_ber.png"
+    )
+    args = parser.parse_args()
+    reports = load_reports()
+    print("\n".join(["### At the training BER", "", *main_table(reports), "",
+                     "### At BER and BER/2, both fault models", "", *all_configs_table(reports), "",
+                     "### Training (held-out 500 images, 3 seeds at the training BER)", "", *training_table()]))  # fmt: skip
+    plot(reports, args.plot)
+
+
+if __name__ == "__main__":
+    main()
