@@ -301,3 +301,13 @@ def test_several_generators_need_placeholder_and_distinct_names(
     assert not (tmp_path / "r.json").exists()
     code, output = _invoke(*base, "--generator", str(other), "--generator", str(other))
     assert code != 0 and "not distinct" in output
+
+
+def test_image_grid_samples_cover_the_classes() -> None:
+    from nfdeploy.validate.runner import sample_index
+
+    sorted_labels = np.repeat(np.arange(10), 50)  # a data set sorted by class
+    assert sorted(sorted_labels[sample_index(sorted_labels)].tolist()) == list(range(8))
+    two_classes = np.array([0] * 30 + [1] * 30)
+    index = sample_index(two_classes)
+    assert len(index) == 8 and len(set(index.tolist())) == 8 and set(two_classes[index]) == {0, 1}

@@ -100,6 +100,20 @@ def all_configs_table(reports: dict[str, dict[tuple[str, float], dict[str, Any]]
     return lines
 
 
+def vendor_curve(reports: dict[str, dict[tuple[str, float], dict[str, Any]]]) -> list[str]:
+    """The vendor alone: PA vs BER (every report of a configuration holds the same PA trials)."""
+    points: dict[tuple[str, float], dict[str, Any]] = {}
+    for by_config in reports.values():
+        for key, report in by_config.items():
+            points.setdefault(key, report["results"][0])
+    lines = ["| fault model | BER | CA | PA ± std | PA / CA |", "|---|---|---|---|---|"]
+    for (model, ber), row in sorted(points.items()):
+        pa = row["pa"]
+        lines.append(f"| {model} | {ber:g} | {pct(row['ca'])} | {pct(pa['mean'])} ± {pct(pa['std'])} | "
+                     f"{pa['mean'] / row['ca']:.2f} |")  # fmt: skip
+    return lines
+
+
 def training_table() -> list[str]:
     lines = [
         "| run | epochs | held-out PA at epoch 0 | best held-out CA(NF) / PA(NF) (epoch) |",
@@ -181,7 +195,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     reports = load_reports()
-    print("\n".join(["### At the training BER", "", *main_table(reports), "",
+    print("\n".join(["### The vendor alone (operating point)", "", *vendor_curve(reports), "",
+                     "### At the training BER", "", *main_table(reports), "",
                      "### At BER and BER/2, both fault models", "", *all_configs_table(reports), "",
                      "### Training (held-out 500 images, 3 seeds at the training BER)", "", *training_table()]))  # fmt: skip
     plot(reports, args.plot)

@@ -22,9 +22,11 @@ RESULTS = ROOT / "bench" / "results" / "cifar10"
 
 STUCK = [f"resnet20-{g}-stuck-at-0.015" for g in ("ConvS", "DeConvS", "UNetS", "UNetL")]
 FLIP = ["resnet20-UNetS-flip-0.0075"]
-# (fault model, BER, runs): trained BER and half of it, under both fault models; in this order.
+# (fault model, BER, runs): trained BER and half of it, under both fault models, and 1% stuck-at;
+# in this order (the most informative first).
 PLAN = [
     ("stuck-at", 0.015, STUCK),
+    ("stuck-at", 0.01, STUCK),  # the reference BER (the training BER was 1.5%)
     ("flip", 0.0075, FLIP + STUCK),
     ("stuck-at", 0.0075, STUCK + FLIP),
     ("flip", 0.00375, FLIP),

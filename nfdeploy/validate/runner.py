@@ -248,19 +248,28 @@ def _timing(results: list[BerResult], n_images: int) -> dict[str, float]:
 SAMPLE_COUNT = 8
 
 
+def sample_index(labels: np.ndarray, count: int = SAMPLE_COUNT) -> np.ndarray:
+    """The first image of each class (data sets are often sorted by class), then the next ones."""
+    classes = np.unique(labels)
+    firsts = [int(np.flatnonzero(labels == c)[0]) for c in classes][:count]
+    taken = set(firsts)
+    rest = [i for i in range(min(len(labels), 2 * count)) if i not in taken]
+    return np.array(sorted(firsts + rest[: count - len(firsts)]), dtype=np.int64)
+
+
 def _samples(
     dataset: Dataset, pre: Preprocess, fused: np.ndarray | None, clean: np.ndarray,
     perturbed: np.ndarray, perturbed_nf: np.ndarray | None, ber: float, seed: int,
 ) -> Samples:  # fmt: skip
-    k = min(SAMPLE_COUNT, len(dataset))
-    predictions = {"clean": clean[:k], "perturbed": perturbed[:k]}
+    idx = sample_index(dataset.labels)
+    predictions = {"clean": clean[idx], "perturbed": perturbed[idx]}
     if perturbed_nf is not None:
-        predictions["perturbed+NF"] = perturbed_nf[:k]
-    fused_pixels = None if fused is None else to_pixels(fused[:k], pre)
+        predictions["perturbed+NF"] = perturbed_nf[idx]
+    fused_pixels = None if fused is None else to_pixels(fused[idx], pre)
     return Samples(
-        dataset.images[:k],
+        dataset.images[idx],
         fused_pixels,
-        dataset.labels[:k],
+        dataset.labels[idx],
         list(dataset.class_names),
         predictions,
         ber,
