@@ -137,6 +137,7 @@ def plot(reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path)
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    colours = {run: f"C{k}" for k, run in enumerate(sorted(reports))}
     for ax, model in zip(axes, ("stuck-at", "flip"), strict=True):
         vendor: dict[float, tuple[float, float]] = {}
         for run, by_config in reports.items():
@@ -155,6 +156,7 @@ def plot(reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path)
                 means,
                 yerr=stds,
                 marker="o",
+                color=colours[run],
                 capsize=3,
                 label=f"PA(NF) {arch} ({t_model} {t_ber:g})",
             )
@@ -170,6 +172,9 @@ def plot(reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path)
                         linestyle="--", marker="s", capsize=3, label="PA (vendor alone)")  # fmt: skip
             ax.axhline(ca, color="gray", linewidth=0.8, label=f"CA {ca:.1f}")
         ax.set_xscale("log")
+        if vendor:
+            ax.set_xticks(sorted(vendor), [f"{b * 100:g}%" for b in sorted(vendor)])
+            ax.minorticks_off()
         ax.set_title(f"{model} (10 trials x 10,000 test images)")
         ax.set_xlabel("BER")
         ax.grid(alpha=0.3)
