@@ -301,6 +301,10 @@ def test_several_generators_need_placeholder_and_distinct_names(
     assert not (tmp_path / "r.json").exists()
     code, output = _invoke(*base, "--generator", str(other), "--generator", str(other))
     assert code != 0 and "not distinct" in output
+    code, output = _invoke(
+        *base, "--generator", str(other), "--report", str(tmp_path / "{generator}.json")
+    )
+    assert code == 0 and (tmp_path / "g2.json").is_file()  # filled in for one generator too
 
 
 def test_image_grid_samples_cover_the_classes() -> None:

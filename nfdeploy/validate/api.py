@@ -99,16 +99,15 @@ def generator_name(path: str) -> str:
 def _output_paths(
     generators: tuple[str, ...], report: str | None, plots: str | None
 ) -> list[tuple[str | None, str | None]]:
-    if len(generators) <= 1:
-        return [(report, plots)]
-    names = [generator_name(g) for g in generators]
+    """Per generator (report, plots); {generator} is filled in for one generator too."""
+    names = [generator_name(g) for g in generators] or ["vendor"]
     if len(set(names)) != len(names):
         raise NfdeployError(
             f"--generator: names {names} are not distinct; put each generator.onnx in its own "
             "run folder or give them different file names."
         )
     for flag, value in (("--report", report), ("--plots", plots)):
-        if value and PLACEHOLDER not in value:
+        if len(names) > 1 and value and PLACEHOLDER not in value:
             raise NfdeployError(
                 f"{flag} {value}: with several --generator, include {PLACEHOLDER} in the path, "
                 f"e.g. {flag} 'out/{PLACEHOLDER}.json'."
