@@ -202,7 +202,7 @@ def main() -> None:
     reports = load_reports()
     print("\n".join(["### The vendor alone (operating point)", "", *vendor_curve(reports), "",
                      "### At the training BER", "", *main_table(reports), "",
-                     "### At BER and BER/2, both fault models", "", *all_configs_table(reports), "",
+                     "### At the training BER, half of it and 1% stuck-at, under both fault models", "", *all_configs_table(reports), "",
                      "### Training (held-out 500 images, 3 seeds at the training BER)", "", *training_table()]))  # fmt: skip
     plot(reports, args.plot)
 
