@@ -13,13 +13,27 @@ from nfdeploy.faults.storage import perturb
 class PerturbedWeights:
     """Seed -> {ONNX initializer name: float tensor}, exactly as validate writes them."""
 
-    def __init__(self, model: FaultableModel, spec: FaultSpec, *, threads: int = 1) -> None:
+    def __init__(
+        self,
+        model: FaultableModel,
+        spec: FaultSpec,
+        *,
+        threads: int = 1,
+        channels_last: bool = False,
+    ) -> None:
         self.model, self.spec, self.threads = model, spec, threads
+        self.channels_last = channels_last  # 4-D weights in NHWC strides: faster convs on CPU
+
+    def _tensor(self, values: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(values))
+        if self.channels_last and tensor.dim() == 4:
+            return tensor.contiguous(memory_format=torch.channels_last)
+        return tensor
 
     def clean(self) -> dict[str, torch.Tensor]:
         """Stored (e.g. int8-quantized) weights without faults: the 'M' of the EOPM loss."""
         return {
-            t.name: torch.from_numpy(np.ascontiguousarray(w.dequantize()))
+            t.name: self._tensor(w.dequantize())
             for t, w in zip(self.model.targets, self.model.stored, strict=True)
         }
 
@@ -32,7 +46,7 @@ class PerturbedWeights:
             namespace=self.model.namespace,
         )
         return {
-            t.name: torch.from_numpy(np.ascontiguousarray(w.dequantize(codes)))
+            t.name: self._tensor(w.dequantize(codes))
             for t, w, (codes, _) in zip(self.model.targets, self.model.stored, faulty, strict=True)
         }
 

@@ -126,7 +126,8 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
     train_set, holdout_set = split_holdout(data, config.holdout, config.seed)
     return TrainSetup(
         config, device, vendor_sha, faultable, module, spec,
-        PerturbedWeights(faultable, spec, threads=1), pre, train_set, holdout_set,
+        PerturbedWeights(faultable, spec, threads=1, channels_last=config.channels_last),
+        pre, train_set, holdout_set,
         build_fused_input(config, pre).to(device),
     )  # fmt: skip
 
