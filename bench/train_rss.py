@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if not Path(args.data).exists():
+        sys.exit(f"{args.data}: no CIFAR-10 data there; pass --data DIR (the image folders)")
     if not args.model.is_file():
         sys.exit(f"{args.model}: missing; build it with bench/cifar10/train_vendor.py")
     print(

@@ -62,6 +62,8 @@ def main() -> None:
         "--quick", action="store_true", help="1 trial for 1-2, grid 1/2 trials x 2000/4000 images"
     )
     args = parser.parse_args()
+    if not Path(args.data).exists():
+        sys.exit(f"{args.data}: no CIFAR-10 data there; pass --data DIR (the image folders)")
     trials = 1 if args.quick else 3
     grid_trials, grid_images = ((1, 2), (2000, 4000)) if args.quick else ((2, 4), (2500, 10000))
     for path in (args.model, args.qdq):

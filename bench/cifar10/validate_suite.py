@@ -22,6 +22,7 @@ RESULTS = ROOT / "bench" / "results" / "cifar10"
 
 STUCK = [f"resnet20-{g}-stuck-at-0.015" for g in ("ConvS", "DeConvS", "UNetS", "UNetL")]
 FLIP = ["resnet20-UNetS-flip-0.0075"]
+FLIP_HALF = ["resnet20-UNetS-flip-0.005"]  # the 0.5% flip, trained on the CPU
 # (fault model, BER, runs): trained BER and half of it, under both fault models, and 1% stuck-at;
 # in this order (the most informative first).
 PLAN = [
@@ -32,6 +33,10 @@ PLAN = [
     ("flip", 0.00375, FLIP),
     ("stuck-at", 0.00375, FLIP),
     ("flip", 0.015, STUCK),
+    ("flip", 0.005, FLIP_HALF),
+    ("flip", 0.0025, FLIP_HALF),
+    ("stuck-at", 0.005, FLIP_HALF),
+    ("stuck-at", 0.0025, FLIP_HALF),
 ]
 
 
