@@ -30,11 +30,18 @@ HOLDOUT_SEED_START = 40_000
 def _batches(
     setup: TrainSetup, indices: np.ndarray, batch_size: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    data, pre = setup.train_set, setup.preprocess
+    data = setup.train_set
     for start in range(0, len(indices) - batch_size + 1, batch_size):
         index = indices[start : start + batch_size]
-        x = torch.from_numpy(pre.apply(data.images[index])).to(setup.device)
-        yield x, torch.from_numpy(data.labels[index].astype(np.int64)).to(setup.device)
+        yield _on_device(setup, data.images[index], data.labels[index])
+
+
+def _on_device(
+    setup: TrainSetup, images: np.ndarray, labels: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Preprocessed inputs and int64 labels on the training device."""
+    x = torch.from_numpy(setup.preprocess.apply(images)).to(setup.device)
+    return x, torch.from_numpy(labels.astype(np.int64)).to(setup.device)
 
 
 @torch.no_grad()
@@ -48,9 +55,9 @@ def evaluate(
     overrides = [setup.weights.clean()] + [setup.weights.for_seed(s) for s in seeds]
     correct = np.zeros(len(overrides))
     for start in range(0, len(data), batch):
-        x = torch.from_numpy(setup.preprocess.apply(data.images[start : start + batch]))
-        x, y = x.to(setup.device), torch.from_numpy(data.labels[start : start + batch])
-        y = y.to(setup.device)
+        x, y = _on_device(
+            setup, data.images[start : start + batch], data.labels[start : start + batch]
+        )
         inputs = fused(x) if use_generator else x
         for k, weights in enumerate(overrides):
             with module.weight_overrides(weights):

@@ -141,9 +141,8 @@ def run_validations(
     specs = [
         FaultSpec(fault_model, float(b), vendor.storage, bit_positions, chip_map) for b in bers
     ]
-    fusers = [_Fuser(gen, x, batch_size, threads) for gen in gens] or [
-        _Fuser(None, x, batch_size, threads)
-    ]
+    slots: list[FaultableModel | None] = [*gens] or [None]  # one report each; None: no G
+    fusers = [_Fuser(gen, x, batch_size, threads) for gen in slots]
     clean_vendor = make_session(vendor.clean_bytes(), threads=threads)
     clean_pred = predict(clean_vendor, x, batch_size)
     ca = float(np.mean(clean_pred == labels))
@@ -191,9 +190,8 @@ def _shared_preprocess(
     text: str | None, vendor: FaultableModel, gens: list[FaultableModel]
 ) -> Preprocess:
     """All generators must agree on the preprocessing they were trained with."""
-    choices = [resolve_preprocess(text, vendor, gen) for gen in gens] or [
-        resolve_preprocess(text, vendor, None)
-    ]
+    slots: list[FaultableModel | None] = [*gens] or [None]
+    choices = [resolve_preprocess(text, vendor, gen) for gen in slots]
     for gen, other in zip(gens[1:], choices[1:], strict=True):
         if other != choices[0]:
             raise NfdeployError(
