@@ -4,6 +4,7 @@ Reads bench/results/cifar10/<run>/validate-<fault model>-<BER>.json (bench/cifar
 and <run>/metrics.jsonl; prints markdown; writes docs/cifar10/accuracy_vs_ber.png.
 
     python bench/cifar10/summarize.py [--plot docs/cifar10/accuracy_vs_ber.png]
+    python bench/cifar10/summarize.py --vendor resnet20_v2   # runs named resnet20_v2-*
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ RUNS = ROOT / "bench" / "cache" / "cifar10" / "runs"
 NAME = re.compile(r"validate-(stuck-at|flip)-([0-9.e-]+)\.json$")
 
 
-def load_reports() -> dict[str, dict[tuple[str, float], dict[str, Any]]]:
+def load_reports(vendor: str) -> dict[str, dict[tuple[str, float], dict[str, Any]]]:
     out: dict[str, dict[tuple[str, float], dict[str, Any]]] = {}
-    for path in sorted(RESULTS.glob("*/validate-*-*.json")):
+    for path in sorted(RESULTS.glob(f"{vendor}-*/validate-*-*.json")):
         match = NAME.search(path.name)
         if match:
             key = (match.group(1), float(match.group(2)))
@@ -114,12 +115,12 @@ def vendor_curve(reports: dict[str, dict[tuple[str, float], dict[str, Any]]]) ->
     return lines
 
 
-def training_table() -> list[str]:
+def training_table(vendor: str) -> list[str]:
     lines = [
         "| run | epochs | held-out PA at epoch 0 | best held-out CA(NF) / PA(NF) (epoch) |",
         "|---|---|---|---|",
     ]
-    for path in sorted(RESULTS.glob("*/metrics.jsonl")):
+    for path in sorted(RESULTS.glob(f"{vendor}-*/metrics.jsonl")):
         rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         epochs = [r for r in rows if r["epoch"] >= 1]
         if not epochs:
@@ -130,7 +131,7 @@ def training_table() -> list[str]:
     return lines
 
 
-def plot(reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path) -> None:
+def plot(reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -165,7 +166,12 @@ def plot(reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path)
                     r["results"][0]["pa"]["mean"] * 100,
                     r["results"][0]["pa"]["std"] * 100,
                 )
-            ca = points[0][1]["results"][0]["ca"] * 100
+        for by_config in reports.values():  # the vendor alone too
+            for (m, ber), r in by_config.items():
+                row = r["results"][0]
+                if m == model:
+                    vendor.setdefault(ber, (row["pa"]["mean"] * 100, row["pa"]["std"] * 100))
+                    ca = row["ca"] * 100
         if vendor:
             bers = sorted(vendor)
             ax.errorbar(bers, [vendor[b][0] for b in bers], yerr=[vendor[b][1] for b in bers], color="black",
@@ -180,9 +186,7 @@ def plot(reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("accuracy (%), mean ± std over trials")
-    fig.suptitle(
-        "CIFAR-10, ResNet-20 vendor (int8 weights): accuracy vs BER without and with the generator"
-    )
+    fig.suptitle(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.png")
@@ -195,16 +199,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--plot", type=Path, default=ROOT / "docs" / "cifar10" / "accuracy_vs_ber.png"
-    )
+    parser.add_argument("--vendor", default="resnet20", help="run-name prefix (the vendor's stem)")
+    parser.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args()
-    reports = load_reports()
+    suffix = "" if args.vendor == "resnet20" else f"_{args.vendor}"
+    args.plot = args.plot or ROOT / "docs" / "cifar10" / f"accuracy_vs_ber{suffix}.png"
+    reports = load_reports(args.vendor)
     print("\n".join(["### The vendor alone (operating point)", "", *vendor_curve(reports), "",
                      "### At the training BER", "", *main_table(reports), "",
                      "### At the training BER, half of it and 1% stuck-at, under both fault models", "", *all_configs_table(reports), "",
-                     "### Training (held-out 500 images, 3 seeds at the training BER)", "", *training_table()]))  # fmt: skip
-    plot(reports, args.plot)
+                     "### Training (held-out 500 images, 3 seeds at the training BER)", "", *training_table(args.vendor)]))  # fmt: skip
+    title = f"CIFAR-10, {args.vendor} vendor (int8 weights): accuracy vs BER without and with the generator"
+    plot(reports, args.plot, title)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def launch(
                    "--out", str(run), "--generator", job.generator, "--fault-model", job.fault_model,
                    "--train-ber", f"{job.ber:g}", "--lr", job.lr, "--n-perturbed", str(args.n_perturbed),
                    "--holdout", str(args.holdout), "--threads", str(args.threads),
+                   "--batch-size", str(args.batch_size),
                    *(["--limit", str(args.limit)] if args.limit else []),
                    "--device", args.device, *extra]  # fmt: skip
     log = open(log_path(run), "ab")  # noqa: SIM115 - closed with the process
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--n-perturbed", type=int, default=10)
     parser.add_argument("--holdout", type=int, default=500)
     parser.add_argument("--lr", default="5e-3")
+    parser.add_argument("--batch-size", type=int, default=25)
+    parser.add_argument("--no-export", action="store_true", help="export later (elsewhere)")
     parser.add_argument("--limit", type=int, default=None, help="training images (seeded subset)")
     args = parser.parse_args()
     start = time.time()
@@ -126,7 +129,7 @@ def main() -> None:
     wait_all({runs[job]: launch(args, job, runs[job], ["--epochs", str(epochs)])
               for job, epochs in plan.items() if epochs > len(epochs_done(runs[job]))}, deadline)  # fmt: skip
     for run in runs.values():
-        if (run / "best.pt").exists():
+        if (run / "best.pt").exists() and not args.no_export:
             subprocess.run([sys.executable, "-m", "nfdeploy", "export", "--run", str(run),
                             "--out", str(run / "generator.onnx")], check=False)  # fmt: skip
     for run in runs.values():

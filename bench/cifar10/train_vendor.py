@@ -101,13 +101,49 @@ def augment_batch(padded: np.ndarray, idx: np.ndarray, rng: np.random.Generator)
     return out
 
 
-def to_input(pre: Preprocess, images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(pre.apply(images)).contiguous(memory_format=torch.channels_last)
+def to_input(pre: Preprocess, images: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(pre.apply(images)).to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def epochs_for_budget(args: argparse.Namespace, pre: Preprocess, images: np.ndarray,
+                      labels: np.ndarray, device: torch.device) -> int:
+    """How many epochs (at most --epochs) fit in --budget seconds, from 20 timed steps of a
+    scratch model (after 5 warm-up steps), plus a test pass per epoch."""
+    model = build(args.arch).to(device, memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    rng = np.random.default_rng(0)
+    padded = np.pad(images[: 25 * args.batch_size], ((0, 0), (4, 4), (4, 4), (0, 0)))
+    y_all = torch.from_numpy(labels[: len(padded)]).to(device)
+    t0 = 0.0
+    for step in range(25):
+        if step == 5:
+            _sync(device)
+            t0 = time.perf_counter()
+        idx = np.arange(step * args.batch_size, (step + 1) * args.batch_size) % len(padded)
+        loss = F.cross_entropy(model(to_input(pre, augment_batch(padded, idx, rng), device)),
+                               y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss.item()
+    _sync(device)
+    step_s = (time.perf_counter() - t0) / 20
+    epoch_s = step_s * math.ceil(len(images) / args.batch_size) * 1.15  # + test pass
+    epochs = max(1, min(args.epochs, int(args.budget / epoch_s)))
+    print(f"budget {args.budget:.0f} s: {step_s * 1e3:.1f} ms/step, ~{epoch_s:.1f} s/epoch -> "
+          f"{epochs} epochs", file=sys.stderr, flush=True)
+    return epochs
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, x_test: torch.Tensor, y_test: torch.Tensor,
-             batch: int = 500) -> float:
+             batch: int = 1000) -> float:
     model.eval()
     correct = 0
     for i in range(0, len(x_test), batch):
@@ -133,11 +169,13 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
         images, labels = images[: args.train_limit], labels[: args.train_limit]
     n = len(images)
     padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
-    labels_t = torch.from_numpy(labels)
+    device = torch.device(args.device)
+    labels_t = torch.from_numpy(labels).to(device)
+    x_test, y_test = x_test.to(device), y_test.to(device)
     steps_per_epoch = math.ceil(n / args.batch_size)
 
     torch.manual_seed(args.seed)
-    model = build(args.arch).to(memory_format=torch.channels_last)
+    model = build(args.arch).to(device, memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
                           weight_decay=args.wd)
     sched = make_schedule(opt, args, steps_per_epoch)
@@ -179,7 +217,7 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
                    file=sys.stderr, mininterval=30, leave=True)
         for s in bar:
             idx = perm[s * args.batch_size:(s + 1) * args.batch_size]
-            x = to_input(pre, augment_batch(padded, idx, rng))
+            x = to_input(pre, augment_batch(padded, idx, rng), device)
             y = labels_t[idx]
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
@@ -187,7 +225,7 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += loss.item() * len(idx)
+            loss_sum += loss.item() * len(idx)  # one sync per step
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(idx)
             if s % 20 == 0:
@@ -397,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-limit", type=int, default=0, help="(smoke tests) first N train images")
     p.add_argument("--test-limit", type=int, default=0, help="(smoke tests) first N test images")
     p.add_argument("--export-only", action="store_true", help="export from a finished checkpoint")
+    p.add_argument("--device", default="cpu", help="torch device for training: cpu, cuda, cuda:N")
+    p.add_argument("--budget", type=float, default=0.0,
+                   help="seconds for training: a fresh run trains min(--epochs, what fits) "
+                        "epochs, timed on 20 steps; a resumed run keeps its epochs")
     p.add_argument("--no-export", action="store_true")
     args = p.parse_args(argv)
     args.name = args.name or args.arch
@@ -416,6 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     x_test_np = pre.apply(test_images)
 
     if not args.export_only:
+        ckpt_path = out / f"{args.name}_ckpt.pt"
+        if args.budget and ckpt_path.exists():
+            args.epochs = torch.load(ckpt_path, map_location="cpu", weights_only=True)[
+                "config"]["epochs"]
+        elif args.budget:
+            n = args.train_limit or len(train_ds.images)
+            args.epochs = epochs_for_budget(args, pre, train_ds.images[:n], train_ds.labels[:n],
+                                            torch.device(args.device))
         x_test = torch.from_numpy(x_test_np).contiguous(memory_format=torch.channels_last)
         train(args, out, pre, train_ds, x_test, torch.from_numpy(test_labels))
     if not args.no_export:

@@ -3,9 +3,16 @@
 Each configuration (fault model, BER) is one `nfdeploy validate` call with several
 --generator: every trial's faulty vendor session runs once on the plain images and once per
 generator, so all generators see the same fault patterns. Finished reports are kept.
-Reports go to bench/results/cifar10/<run>/validate-<fault model>-<BER>.json.
+Reports go to bench/results/cifar10/<run>/validate-<fault model>-<BER>.json, and those of the
+vendor alone (extra points of its PA-vs-BER curve) to <vendor>-vendor/.
 
     python bench/cifar10/validate_suite.py [--only stuck-at:0.015] [--trials 10]
+    python bench/cifar10/validate_suite.py --vendor bench/cache/cifar10/resnet20_v2.onnx --ber 0.01
+
+The first form is the plan of the first vendor (resnet20, generators trained at 1.5%); for
+any other vendor the plan follows from the training BER B of its runs (gpu_pipeline.py):
+stuck-at runs <vendor>-<G>-stuck-at-B for G in ConvS/DeConvS/UNetS/UNetL and a flip run
+<vendor>-UNetS-flip-B/2, each at its BER and half of it under both fault models.
 """
 
 from __future__ import annotations
@@ -40,6 +47,27 @@ PLAN = [
 ]
 
 
+GENERATORS = ("ConvS", "DeConvS", "UNetS", "UNetL")
+VENDOR_ALONE = [("stuck-at", b) for b in (0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03)] + [
+    ("flip", b) for b in (0.0025, 0.005, 0.0075, 0.01, 0.015)
+]
+
+
+def plan_for(vendor: str, ber: float) -> list[tuple[str, float, list[str]]]:
+    if vendor == "resnet20":
+        return PLAN
+    stuck = [f"{vendor}-{g}-stuck-at-{ber:g}" for g in GENERATORS]
+    flip = [f"{vendor}-UNetS-flip-{ber / 2:g}"]
+    return [
+        ("stuck-at", ber, stuck),
+        ("flip", ber / 2, flip + stuck),
+        ("stuck-at", ber / 2, stuck + flip),
+        ("flip", ber, stuck),
+        ("flip", ber / 4, flip),
+        ("stuck-at", ber / 4, flip),
+    ]
+
+
 def report_path(run: str, model: str, ber: float) -> Path:
     return RESULTS / run / f"validate-{model}-{ber:g}.json"
 
@@ -52,22 +80,41 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--only", default=None, help="one configuration, e.g. stuck-at:0.015")
+    parser.add_argument("--ber", type=float, default=0.015, help="training BER of the runs")
+    parser.add_argument("--no-vendor-curve", action="store_true")
     args = parser.parse_args()
-    for model, ber, runs in PLAN:
+    vendor = args.vendor.stem
+    plan = plan_for(vendor, args.ber)
+    for model, ber, runs in plan:
         if args.only and args.only != f"{model}:{ber:g}":
             continue
-        todo = [run for run in runs if not report_path(run, model, ber).exists()]
-        if not todo:
-            continue
-        command = ["validate", "-q", "--model", str(args.vendor), "--data", DATA, "--ber", f"{ber:g}",
-                   "--fault-model", model, "--trials", str(args.trials), "--threads", str(args.threads),
-                   "--report", str(RESULTS / "{generator}" / f"validate-{model}-{ber:g}.json"),
-                   "--plots", str(RESULTS / "{generator}" / f"plots-{model}-{ber:g}")]  # fmt: skip
-        for run in todo:
-            (RESULTS / run).mkdir(parents=True, exist_ok=True)
-            command += ["--generator", str(CACHE / "runs" / run / "generator.onnx")]
-        print("$ nfdeploy " + " ".join(command), flush=True)
-        subprocess.run([sys.executable, "-m", "nfdeploy", *command], check=True)
+        validate(args, model, ber, runs)
+    covered = {(model, f"{ber:g}") for model, ber, _ in plan}
+    if vendor != "resnet20" and not args.no_vendor_curve and not args.only:
+        for model, ber in VENDOR_ALONE:
+            if (model, f"{ber:g}") not in covered:
+                validate(args, model, ber, [])
+
+
+def validate(args: argparse.Namespace, model: str, ber: float, runs: list[str]) -> None:
+    """One `nfdeploy validate` call for the runs whose report is missing (none: the vendor alone)."""
+    alone = f"{args.vendor.stem}-vendor"
+    todo = [run for run in runs if not report_path(run, model, ber).exists()]
+    if (runs and not todo) or (not runs and report_path(alone, model, ber).exists()):
+        return
+    command = ["validate", "-q", "--model", str(args.vendor), "--data", DATA, "--ber", f"{ber:g}",
+               "--fault-model", model, "--trials", str(args.trials), "--threads", str(args.threads)]  # fmt: skip
+    if runs:
+        command += ["--report", str(RESULTS / "{generator}" / f"validate-{model}-{ber:g}.json"),
+                    "--plots", str(RESULTS / "{generator}" / f"plots-{model}-{ber:g}")]  # fmt: skip
+    else:
+        (RESULTS / alone).mkdir(parents=True, exist_ok=True)
+        command += ["--report", str(report_path(alone, model, ber))]
+    for run in todo:
+        (RESULTS / run).mkdir(parents=True, exist_ok=True)
+        command += ["--generator", str(CACHE / "runs" / run / "generator.onnx")]
+    print("$ nfdeploy " + " ".join(command), flush=True)
+    subprocess.run([sys.executable, "-m", "nfdeploy", *command], check=True)
 
 
 if __name__ == "__main__":
