@@ -1,8 +1,11 @@
 """The whole CIFAR-10 accuracy batch in one call to a GPU machine, within a deadline; resumable.
 
     python bench/cifar10/pack_jpeg.py pack --out .gpu/cifar10-jpeg.npz     # here, once
-    python bench/cifar10/gpu_pipeline.py --pack .gpu/cifar10-jpeg.npz --work .gpu/work \
+    python bench/cifar10/gpu_pipeline.py --pack .gpu/cifar10-jpeg.npz --work /tmp/nfwork \
         --results "$OUT" --deadline 570                                    # there
+
+Keep --work outside any folder the call carries: in this task a second call that carried
+.gpu/cifar10-jpeg.npz again found the first call's .gpu/work gone.
 
 Steps (each skipped when its output exists, so a second call on the same machine goes on):
 1. decode the packed JPEGs (all 60,000 images);
