@@ -25,13 +25,14 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from energy_paper import CifarResNet18, export
 
-from nfdeploy.faults.onnx_model import load_faultable
+from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.spec import FaultModel, FaultSpec
 from nfdeploy.faults.storage import StoredWeight, perturb
 from nfdeploy.generators import FusedInput, build_generator
 from nfdeploy.train.eopm import eopm_step
 from nfdeploy.train.perturbed import PerturbedWeights
 from nfdeploy.vendor import load_vendor
+from nfdeploy.vendor.module import VendorModule
 
 
 def fused_input(name: str) -> FusedInput:
@@ -54,6 +55,18 @@ def naive_step(fused, base, stored, spec, x, y, n, lam, seeds, optimizer) -> Non
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+
+
+def random_resnet18_vendor() -> tuple[CifarResNet18, VendorModule, FaultableModel, FaultSpec]:
+    """A seeded random CIFAR ResNet18 (timing only) loaded through ONNX as `nfdeploy train`
+    loads a vendor, with the 1% stuck-at spec for its stored weights."""
+    torch.manual_seed(0)
+    base = CifarResNet18().eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "resnet18.onnx"
+        onnx.save(export(base), str(path))
+        vendor, faultable = load_vendor(path), load_faultable(path)
+    return base, vendor, faultable, FaultSpec(FaultModel.STUCK_AT, 0.01, faultable.storage)
 
 
 def _weights(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:
@@ -90,13 +103,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    base = CifarResNet18().eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "resnet18.onnx"
-        onnx.save(export(base), str(path))
-        vendor, faultable = load_vendor(path), load_faultable(path)
-    spec = FaultSpec(FaultModel.STUCK_AT, 0.01, faultable.storage)
+    base, vendor, faultable, spec = random_resnet18_vendor()
     weights = PerturbedWeights(faultable, spec, channels_last=True)  # as `nfdeploy train` runs it
     stored = [
         StoredWeight.from_float(n, p.detach().numpy(), spec.storage) for n, p in _weights(base)

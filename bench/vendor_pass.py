@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import onnx
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from energy_paper import CifarResNet18, export
+from train_step import random_resnet18_vendor
 
-from nfdeploy.faults.onnx_model import load_faultable
-from nfdeploy.faults.spec import FaultModel, FaultSpec
 from nfdeploy.train.perturbed import PerturbedWeights
-from nfdeploy.vendor import load_vendor
 
 
 def mean_time(fn: Callable[[], object], repeats: int = 4) -> float:
@@ -41,13 +36,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    base = CifarResNet18().eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "resnet18.onnx"
-        onnx.save(export(base), str(path))
-        vendor, faultable = load_vendor(path), load_faultable(path)
-    spec = FaultSpec(FaultModel.STUCK_AT, 0.01, faultable.storage)
+    base, vendor, faultable, spec = random_resnet18_vendor()
     x, y = torch.randn(25, 3, 32, 32), torch.randint(0, 10, (25,))
     x_cl = x.contiguous(memory_format=torch.channels_last)
 
