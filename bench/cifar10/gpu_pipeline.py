@@ -146,7 +146,7 @@ def pack_results(results: Path, vendor: Path, runs: Path | None) -> None:
     for run_dir in sorted(p for p in runs.iterdir() if p.is_dir()) if runs else []:
         with tarfile.open(results / f"{run_dir.name}.tgz", "w:gz") as tar:
             tar.add(run_dir, arcname=run_dir.name)
-            log = runs / f"{run_dir.name}.log"
+            log = run_dir.parent / f"{run_dir.name}.log"
             if log.exists():
                 tar.add(log, arcname=log.name)
 
