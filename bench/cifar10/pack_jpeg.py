@@ -46,6 +46,13 @@ def _decode(blob: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+def common_prefix(blobs: list[bytes]) -> bytes:
+    """The longest prefix every blob starts with (that of the lexicographic min and max)."""
+    first, last = min(blobs), max(blobs)
+    size = min(len(first), len(last))
+    return first[: next((i for i in range(size) if first[i] != last[i]), size)]
+
+
 def decode_split(
     data: np.ndarray, offsets: np.ndarray, workers: int, prefix: bytes = b""
 ) -> np.ndarray:
@@ -62,7 +69,7 @@ def pack(args: argparse.Namespace) -> None:
     for split in SPLITS:
         paths, labels, names = _files(Path(args.data), split)
         blobs = [p.read_bytes() for p in paths]
-        prefix = os.path.commonprefix(blobs)  # noqa: RUF071 - a byte prefix is meant
+        prefix = common_prefix(blobs)
         blobs = [b[len(prefix) :] for b in blobs]
         arrays[f"{split}_prefix"] = np.frombuffer(prefix, dtype=np.uint8)
         arrays[f"{split}_offsets"] = np.cumsum([0] + [len(b) for b in blobs], dtype=np.int64)
