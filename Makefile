@@ -23,6 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check nfdeploy tests bench deploy_examples
+	$(BIN)/ruff format --check nfdeploy tests bench deploy_examples
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 

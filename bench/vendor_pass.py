@@ -32,7 +32,9 @@ def mean_time(fn: Callable[[], object], repeats: int = 4) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -54,7 +56,9 @@ def main() -> None:
     print(f"CIFAR ResNet18, batch 25, {args.threads} threads; seconds per pass")
     print(f"  inputs NCHW, weights NCHW : {mean_time(lambda: vendor_pass(x, plain)):.3f}")
     print(f"  inputs NHWC, weights NCHW : {mean_time(lambda: vendor_pass(x_cl, plain)):.3f}")
-    print(f"  inputs NHWC, weights NHWC : {mean_time(lambda: vendor_pass(x_cl, nhwc)):.3f}  (as nfdeploy train runs)")
+    print(
+        f"  inputs NHWC, weights NHWC : {mean_time(lambda: vendor_pass(x_cl, nhwc)):.3f}  (as nfdeploy train runs)"
+    )
     print(f"  native forward + full backward (weight grads too): {mean_time(native_pass):.3f}")
 
 

@@ -65,8 +65,12 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    def __init__(self, blocks_per_stage: int = 3, widths: tuple[int, ...] = (16, 32, 64),
-                 num_classes: int = 10) -> None:
+    def __init__(
+        self,
+        blocks_per_stage: int = 3,
+        widths: tuple[int, ...] = (16, 32, 64),
+        num_classes: int = 10,
+    ) -> None:
         super().__init__()
         self.conv1 = _conv3x3(3, widths[0])
         self.bn1 = nn.BatchNorm2d(widths[0])
@@ -89,8 +93,9 @@ class CifarResNet(nn.Module):
 
 
 class VGGSmall(nn.Module):
-    def __init__(self, cfg: tuple = (32, "M", 64, 64, "M", 128, 128, "M", 256),
-                 num_classes: int = 10) -> None:
+    def __init__(
+        self, cfg: tuple = (32, "M", 64, 64, "M", 128, 128, "M", 256), num_classes: int = 10
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = 3

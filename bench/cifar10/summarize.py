@@ -131,7 +131,9 @@ def training_table(vendor: str) -> list[str]:
     return lines
 
 
-def plot(reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path, title: str) -> None:
+def plot(
+    reports: dict[str, dict[tuple[str, float], dict[str, Any]]], out: Path, title: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -57,8 +57,18 @@ from nfdeploy.data import Preprocess, load_dataset  # noqa: E402
 DEFAULT_DATA = str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10")
 PREPROCESS_KEY = "nfdeploy.preprocess"
 # Settings that must not change between a run and its --resume.
-_RUN_KEYS = ("arch", "epochs", "seed", "batch_size", "lr", "wd", "warmup", "label_smoothing",
-             "train_limit", "init_from")
+_RUN_KEYS = (
+    "arch",
+    "epochs",
+    "seed",
+    "batch_size",
+    "lr",
+    "wd",
+    "warmup",
+    "label_smoothing",
+    "train_limit",
+    "init_from",
+)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -96,7 +106,7 @@ def augment_batch(padded: np.ndarray, idx: np.ndarray, rng: np.random.Generator)
     out = np.empty((n, 32, 32, padded.shape[-1]), dtype=np.uint8)
     for k in range(n):
         dy, dx = offs[k]
-        img = padded[idx[k], dy:dy + 32, dx:dx + 32]
+        img = padded[idx[k], dy : dy + 32, dx : dx + 32]
         out[k] = img[:, ::-1] if flip[k] else img
     return out
 
@@ -111,8 +121,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def epochs_for_budget(args: argparse.Namespace, pre: Preprocess, images: np.ndarray,
-                      labels: np.ndarray, device: torch.device) -> int:
+def epochs_for_budget(
+    args: argparse.Namespace,
+    pre: Preprocess,
+    images: np.ndarray,
+    labels: np.ndarray,
+    device: torch.device,
+) -> int:
     """How many epochs (at most --epochs) fit in --budget seconds, from 20 timed steps of a
     scratch model (after 5 warm-up steps), plus a test pass per epoch."""
     model = build(args.arch).to(device, memory_format=torch.channels_last)
@@ -126,8 +141,9 @@ def epochs_for_budget(args: argparse.Namespace, pre: Preprocess, images: np.ndar
             _sync(device)
             t0 = time.perf_counter()
         idx = np.arange(step * args.batch_size, (step + 1) * args.batch_size) % len(padded)
-        loss = F.cross_entropy(model(to_input(pre, augment_batch(padded, idx, rng), device)),
-                               y_all[idx])
+        loss = F.cross_entropy(
+            model(to_input(pre, augment_batch(padded, idx, rng), device)), y_all[idx]
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -136,25 +152,36 @@ def epochs_for_budget(args: argparse.Namespace, pre: Preprocess, images: np.ndar
     step_s = (time.perf_counter() - t0) / 20
     epoch_s = step_s * math.ceil(len(images) / args.batch_size) * 1.15  # + test pass
     epochs = max(1, min(args.epochs, int(args.budget / epoch_s)))
-    print(f"budget {args.budget:.0f} s: {step_s * 1e3:.1f} ms/step, ~{epoch_s:.1f} s/epoch -> "
-          f"{epochs} epochs", file=sys.stderr, flush=True)
+    print(
+        f"budget {args.budget:.0f} s: {step_s * 1e3:.1f} ms/step, ~{epoch_s:.1f} s/epoch -> "
+        f"{epochs} epochs",
+        file=sys.stderr,
+        flush=True,
+    )
     return epochs
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x_test: torch.Tensor, y_test: torch.Tensor,
-             batch: int = 1000) -> float:
+def evaluate(
+    model: torch.nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, batch: int = 1000
+) -> float:
     model.eval()
     correct = 0
     for i in range(0, len(x_test), batch):
-        correct += (model(x_test[i:i + batch]).argmax(1) == y_test[i:i + batch]).sum().item()
+        correct += (model(x_test[i : i + batch]).argmax(1) == y_test[i : i + batch]).sum().item()
     return correct / len(x_test)
 
 
 def make_schedule(opt: torch.optim.Optimizer, args: argparse.Namespace, steps_per_epoch: int):
     return torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch, pct_start=args.warmup,
-        anneal_strategy="cos", div_factor=10.0, final_div_factor=100.0, cycle_momentum=False,
+        opt,
+        max_lr=args.lr,
+        total_steps=args.epochs * steps_per_epoch,
+        pct_start=args.warmup,
+        anneal_strategy="cos",
+        div_factor=10.0,
+        final_div_factor=100.0,
+        cycle_momentum=False,
     )
 
 
@@ -176,8 +203,9 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
 
     torch.manual_seed(args.seed)
     model = build(args.arch).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
-                          weight_decay=args.wd)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.wd
+    )
     sched = make_schedule(opt, args, steps_per_epoch)
     start_epoch, train_time, history = 0, 0.0, []
     prior_epochs, prior_time = 0, 0.0
@@ -203,8 +231,12 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         start_epoch, train_time, history = ck["epoch"], float(ck["train_time"]), list(ck["history"])
-        print(f"resuming {args.name} after epoch {start_epoch}/{args.epochs} "
-              f"({train_time / 60:.1f} min so far)", file=sys.stderr, flush=True)
+        print(
+            f"resuming {args.name} after epoch {start_epoch}/{args.epochs} "
+            f"({train_time / 60:.1f} min so far)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     for epoch in range(start_epoch, args.epochs):
         t0 = time.perf_counter()
@@ -213,10 +245,15 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
         perm = rng.permutation(n)
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"{args.name} epoch {epoch + 1}/{args.epochs}",
-                   file=sys.stderr, mininterval=30, leave=True)
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"{args.name} epoch {epoch + 1}/{args.epochs}",
+            file=sys.stderr,
+            mininterval=30,
+            leave=True,
+        )
         for s in bar:
-            idx = perm[s * args.batch_size:(s + 1) * args.batch_size]
+            idx = perm[s * args.batch_size : (s + 1) * args.batch_size]
             x = to_input(pre, augment_batch(padded, idx, rng), device)
             y = labels_t[idx]
             logits = model(x)
@@ -234,21 +271,39 @@ def train(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test
         test_acc = evaluate(model, x_test, y_test)
         dt = time.perf_counter() - t0
         train_time += dt
-        history.append({
-            "epoch": epoch + 1, "train_loss": round(loss_sum / seen, 5),
-            "train_acc": round(correct / seen, 5), "test_acc": round(test_acc, 5),
-            "lr_end": sched.get_last_lr()[0], "epoch_s": round(dt, 1),
-            "elapsed_s": round(train_time, 1),
-        })
-        atomic_torch_save({
-            "config": run_cfg, "model": model.state_dict(), "opt": opt.state_dict(),
-            "sched": sched.state_dict(), "epoch": epoch + 1, "train_time": train_time,
-            "history": history, "prior_epochs": prior_epochs, "prior_train_time": prior_time,
-        }, ckpt_path)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": round(loss_sum / seen, 5),
+                "train_acc": round(correct / seen, 5),
+                "test_acc": round(test_acc, 5),
+                "lr_end": sched.get_last_lr()[0],
+                "epoch_s": round(dt, 1),
+                "elapsed_s": round(train_time, 1),
+            }
+        )
+        atomic_torch_save(
+            {
+                "config": run_cfg,
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "epoch": epoch + 1,
+                "train_time": train_time,
+                "history": history,
+                "prior_epochs": prior_epochs,
+                "prior_train_time": prior_time,
+            },
+            ckpt_path,
+        )
         atomic_write_bytes(log_path, "".join(json.dumps(h) + "\n" for h in history).encode())
-        print(f"{args.name} epoch {epoch + 1}/{args.epochs}: loss {loss_sum / seen:.4f} "
-              f"train_acc {correct / seen:.4f} test_acc {test_acc:.4f} ({dt:.0f} s, "
-              f"total {train_time / 60:.1f} min)", file=sys.stderr, flush=True)
+        print(
+            f"{args.name} epoch {epoch + 1}/{args.epochs}: loss {loss_sum / seen:.4f} "
+            f"train_acc {correct / seen:.4f} test_acc {test_acc:.4f} ({dt:.0f} s, "
+            f"total {train_time / 60:.1f} min)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 # ----------------------------------------------------------------------------- export
@@ -257,9 +312,16 @@ def _onnx_export(model: torch.nn.Module, x: torch.Tensor, fold: bool) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (x,), buf, dynamo=False, opset_version=17, input_names=["input"],
-            output_names=["logits"], dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
-            do_constant_folding=fold, training=torch.onnx.TrainingMode.EVAL,
+            model,
+            (x,),
+            buf,
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+            do_constant_folding=fold,
+            training=torch.onnx.TrainingMode.EVAL,
         )
     return buf.getvalue()
 
@@ -284,12 +346,13 @@ def _session(path: Path, threads: int):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def _ort_accuracy(path: Path, x: np.ndarray, y: np.ndarray, threads: int,
-                  batch: int = 500) -> tuple[float, np.ndarray]:
+def _ort_accuracy(
+    path: Path, x: np.ndarray, y: np.ndarray, threads: int, batch: int = 500
+) -> tuple[float, np.ndarray]:
     sess = _session(path, threads)
     preds = []
     for i in range(0, len(x), batch):
-        preds.append(sess.run(["logits"], {"input": x[i:i + batch]})[0].argmax(1))
+        preds.append(sess.run(["logits"], {"input": x[i : i + batch]})[0].argmax(1))
     pred = np.concatenate(preds)
     return float((pred == y).mean()), pred
 
@@ -303,8 +366,9 @@ def _op_counts(path: Path) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def export(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test_np, y_test_np
-           ) -> dict:
+def export(
+    args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_test_np, y_test_np
+) -> dict:
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -316,8 +380,10 @@ def export(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_tes
     ckpt_path = out / f"{args.name}_ckpt.pt"
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     if ck["epoch"] != ck["config"]["epochs"]:
-        raise SystemExit(f"{ckpt_path}: only {ck['epoch']}/{ck['config']['epochs']} epochs "
-                         "done; finish training (--resume) before exporting")
+        raise SystemExit(
+            f"{ckpt_path}: only {ck['epoch']}/{ck['config']['epochs']} epochs "
+            "done; finish training (--resume) before exporting"
+        )
     model = build(args.arch)
     model.load_state_dict(ck["model"])
     model.eval()
@@ -332,24 +398,29 @@ def export(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_tes
     }
     x_test_t = torch.from_numpy(x_test_np)
     with torch.no_grad():
-        torch_logits = torch.cat([model(x_test_t[i:i + 500]) for i in range(0, len(x_test_t), 500)]
-                                 ).numpy()
+        torch_logits = torch.cat(
+            [model(x_test_t[i : i + 500]) for i in range(0, len(x_test_t), 500)]
+        ).numpy()
     torch_acc = float((torch_logits.argmax(1) == y_test_np).mean())
 
-    paths = {"float": out / f"{args.name}.onnx", "float_bn": out / f"{args.name}_bn.onnx",
-             "qdq": out / f"{args.name}_qdq.onnx"}
+    paths = {
+        "float": out / f"{args.name}.onnx",
+        "float_bn": out / f"{args.name}_bn.onnx",
+        "qdq": out / f"{args.name}_qdq.onnx",
+    }
     dummy = x_test_t[:2]
     for key, fold in (("float", True), ("float_bn", False)):
         atomic_write_bytes(paths[key], _with_metadata(_onnx_export(model, dummy, fold), props))
 
     # int8 QDQ, per-tensor, calibrated on 512 (un-augmented) training images.
-    calib_idx = np.sort(np.random.default_rng([args.seed, 12345]).permutation(
-        len(train_ds.images))[: args.calib])
+    calib_idx = np.sort(
+        np.random.default_rng([args.seed, 12345]).permutation(len(train_ds.images))[: args.calib]
+    )
     calib_x = pre.apply(train_ds.images[calib_idx])
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._it = iter([{"input": calib_x[i:i + 64]} for i in range(0, len(calib_x), 64)])
+            self._it = iter([{"input": calib_x[i : i + 64]} for i in range(0, len(calib_x), 64)])
 
         def get_next(self):
             return next(self._it, None)
@@ -359,26 +430,44 @@ def export(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_tes
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_static(
-                str(paths["float"]), str(tmp_out), _Reader(), quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                per_channel=False, calibrate_method=CalibrationMethod.MinMax,
+                str(paths["float"]),
+                str(tmp_out),
+                _Reader(),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=False,
+                calibrate_method=CalibrationMethod.MinMax,
             )
-        atomic_write_bytes(paths["qdq"], _with_metadata(tmp_out.read_bytes(), {
-            **props, "nfdeploy.vendor.quantization":
-                f"QDQ int8 per-tensor (U8 activations, S8 weights), MinMax on {args.calib} "
-                "training images"}))
+        atomic_write_bytes(
+            paths["qdq"],
+            _with_metadata(
+                tmp_out.read_bytes(),
+                {
+                    **props,
+                    "nfdeploy.vendor.quantization": f"QDQ int8 per-tensor (U8 activations, S8 weights), MinMax on {args.calib} "
+                    "training images",
+                },
+            ),
+        )
 
     results: dict[str, dict] = {}
     for key, path in paths.items():
         acc, pred = _ort_accuracy(path, x_test_np, y_test_np, args.threads)
-        entry = {"path": str(path), "test_accuracy": acc,
-                 "agreement_with_torch": float((pred == torch_logits.argmax(1)).mean()),
-                 "ops": _op_counts(path)}
+        entry = {
+            "path": str(path),
+            "test_accuracy": acc,
+            "agreement_with_torch": float((pred == torch_logits.argmax(1)).mean()),
+            "ops": _op_counts(path),
+        }
         if key != "qdq":
             sess = _session(path, args.threads)
-            ort_logits = np.concatenate([
-                sess.run(["logits"], {"input": x_test_np[i:i + 500]})[0]
-                for i in range(0, len(x_test_np), 500)])
+            ort_logits = np.concatenate(
+                [
+                    sess.run(["logits"], {"input": x_test_np[i : i + 500]})[0]
+                    for i in range(0, len(x_test_np), 500)
+                ]
+            )
             entry["max_abs_diff_vs_torch"] = float(np.abs(ort_logits - torch_logits).max())
         results[key] = entry
         print(f"{path.name}: test acc {acc:.4f}", file=sys.stderr, flush=True)
@@ -390,8 +479,9 @@ def export(args: argparse.Namespace, out: Path, pre: Preprocess, train_ds, x_tes
         "prior_epochs": int(ck.get("prior_epochs", 0)),
         "prior_train_time_s": round(float(ck.get("prior_train_time", 0.0)), 1),
         "total_epochs": int(ck.get("prior_epochs", 0)) + int(ck["config"]["epochs"]),
-        "total_train_time_s": round(float(ck["train_time"]) + float(ck.get("prior_train_time", 0.0)),
-                                    1),
+        "total_train_time_s": round(
+            float(ck["train_time"]) + float(ck.get("prior_train_time", 0.0)), 1
+        ),
         "params": count_params(model),
         "epochs": ck["config"]["epochs"],
         "seed": ck["config"]["seed"],
@@ -419,9 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench/cache/cifar10"))
     p.add_argument("--data", default=DEFAULT_DATA, help="CIFAR-10 image-folder root")
     p.add_argument("--name", default=None, help="output file stem (default: the arch)")
-    p.add_argument("--init-from", default="",
-                   help="start from the weights of a finished run's checkpoint (a further "
-                        "stage with a fresh optimizer and its own OneCycle schedule)")
+    p.add_argument(
+        "--init-from",
+        default="",
+        help="start from the weights of a finished run's checkpoint (a further "
+        "stage with a fresh optimizer and its own OneCycle schedule)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from {out}/{arch}_ckpt.pt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=128)
@@ -429,21 +522,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wd", type=float, default=5e-4)
     p.add_argument("--warmup", type=float, default=0.2, help="OneCycle pct_start")
     p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch/ORT intra-op threads (1 is fastest on a busy 2-core box)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch/ORT intra-op threads (1 is fastest on a busy 2-core box)",
+    )
     p.add_argument("--calib", type=int, default=512, help="QDQ calibration images")
     p.add_argument("--train-limit", type=int, default=0, help="(smoke tests) first N train images")
     p.add_argument("--test-limit", type=int, default=0, help="(smoke tests) first N test images")
     p.add_argument("--export-only", action="store_true", help="export from a finished checkpoint")
     p.add_argument("--device", default="cpu", help="torch device for training: cpu, cuda, cuda:N")
-    p.add_argument("--budget", type=float, default=0.0,
-                   help="seconds for training: a fresh run trains min(--epochs, what fits) "
-                        "epochs, timed on 20 steps; a resumed run keeps its epochs")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=0.0,
+        help="seconds for training: a fresh run trains min(--epochs, what fits) "
+        "epochs, timed on 20 steps; a resumed run keeps its epochs",
+    )
     p.add_argument("--no-export", action="store_true")
     args = p.parse_args(argv)
     args.name = args.name or args.arch
-    if args.init_from and Path(args.init_from).resolve() == (
-            args.out / f"{args.name}_ckpt.pt").resolve():
+    if (
+        args.init_from
+        and Path(args.init_from).resolve() == (args.out / f"{args.name}_ckpt.pt").resolve()
+    ):
         raise SystemExit("--init-from must differ from this run's own checkpoint; give --name")
 
     torch.set_num_threads(args.threads)
@@ -460,18 +563,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.export_only:
         ckpt_path = out / f"{args.name}_ckpt.pt"
         if args.budget and ckpt_path.exists():
-            args.epochs = torch.load(ckpt_path, map_location="cpu", weights_only=True)[
-                "config"]["epochs"]
+            args.epochs = torch.load(ckpt_path, map_location="cpu", weights_only=True)["config"][
+                "epochs"
+            ]
         elif args.budget:
             n = args.train_limit or len(train_ds.images)
-            args.epochs = epochs_for_budget(args, pre, train_ds.images[:n], train_ds.labels[:n],
-                                            torch.device(args.device))
+            args.epochs = epochs_for_budget(
+                args, pre, train_ds.images[:n], train_ds.labels[:n], torch.device(args.device)
+            )
         x_test = torch.from_numpy(x_test_np).contiguous(memory_format=torch.channels_last)
         train(args, out, pre, train_ds, x_test, torch.from_numpy(test_labels))
     if not args.no_export:
         summary = export(args, out, pre, train_ds, x_test_np, test_labels)
-        print(json.dumps({k: v["test_accuracy"] for k, v in summary["onnx"].items()}),
-              flush=True)
+        print(json.dumps({k: v["test_accuracy"] for k, v in summary["onnx"].items()}), flush=True)
     return 0
 
 
