@@ -19,7 +19,8 @@ Steps (each skipped when its output exists, so a second call on the same machine
 4. train the generators side by side (train_parallel.py) in the time left (export them
    afterwards where the runs land: `nfdeploy export --run RUN`);
 5. pack the vendor, the operating point and each run as .tgz files into --results (the
-   vendor's as soon as it is trained, so a cut-off call still brings it back).
+   vendor's with its operating point, before the generators start, so a cut-off call
+   still brings it back).
 """
 
 from __future__ import annotations
@@ -180,7 +181,6 @@ def main() -> None:
     data, vendor_dir, runs = args.work / "cifar10.npz", args.work / "vendor", args.work / "runs"
     decode(args, data)
     vendor = train_vendors(args, data, vendor_dir)
-    pack_results(args.results, vendor, None)
     ber = operating_point(args, vendor, data, vendor_dir / f"{vendor.stem}_operating_point.json")
     pack_results(args.results, vendor, None)
     train_generators(args, vendor, data, ber, runs, start)

@@ -3,7 +3,7 @@
 The decoded training split is 150 MB of uint8, over the 64 MiB one call to the GPU machine
 can carry; the JPEG bytes themselves are 55 MB, and 623 of each image's ~884 bytes are a
 header that every image shares (JFIF, quantisation and Huffman tables), so it is stored
-once per split: the pack is about 16 MiB. So pack the bytes here and decode there:
+once per split: the pack is 18 MiB. So pack the bytes here and decode there:
 
     python bench/cifar10/pack_jpeg.py pack --out .gpu/cifar10-jpeg.npz
     python bench/cifar10/pack_jpeg.py decode --pack .gpu/cifar10-jpeg.npz --out /tmp/cifar10.npz
