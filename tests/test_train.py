@@ -21,7 +21,6 @@ from nfdeploy.cli import main
 from nfdeploy.faults.onnx_model import file_sha256, load_faultable
 from nfdeploy.faults.spec import FaultModel, FaultSpec, Storage
 from nfdeploy.generators import FusedInput, build_generator
-from nfdeploy.train.eopm import eopm_loss_naive, eopm_step
 from nfdeploy.train.perturbed import PerturbedWeights
 from nfdeploy.vendor import load_vendor
 from tests.onnx_builders import IN_CHANNELS, SIZE, conv_bn_model
@@ -61,26 +60,6 @@ def _fused(seed: int = 0) -> FusedInput:
     return FusedInput(
         build_generator("ConvS", channels=IN_CHANNELS, height=SIZE, width=SIZE), [0.0], [1.0]
     )
-
-
-def test_eopm_step_matches_naive_loss(vendor_path: Path) -> None:
-    model = load_faultable(vendor_path)
-    weights = PerturbedWeights(model, FaultSpec(FaultModel.STUCK_AT, 0.05, model.storage))
-    perturbed = [weights.for_seed(s) for s in (3, 4, 5)]
-    vendor = load_vendor(vendor_path)
-    x = torch.rand(8, IN_CHANNELS, SIZE, SIZE)
-    y = torch.randint(0, 3, (8,))
-    ours, naive = _fused(), _fused()
-    _, total = eopm_step(ours, vendor, x, y, iter(perturbed), lam=5.0, n_perturbed=3)
-    reference = eopm_loss_naive(naive, vendor, x, y, perturbed, lam=5.0)
-    reference.backward()
-    assert total == pytest.approx(reference.item(), rel=1e-5)
-    # conv biases before BN have ~0 true gradient (float noise): compare on the global scale
-    scale = max(float(p.grad.abs().max()) for p in naive.parameters() if p.grad is not None)
-    for a, b in zip(ours.parameters(), naive.parameters(), strict=True):
-        assert a.grad is not None and b.grad is not None
-        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-4 * scale)
-    assert all(p.grad is None for p in vendor.parameters())
 
 
 @pytest.mark.parametrize("fault_model", [FaultModel.FLIP, FaultModel.STUCK_AT])

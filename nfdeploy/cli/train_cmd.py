@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from nfdeploy.cli._errors import user_errors
+from nfdeploy.train.precision import PRECISION_CHOICES
 
 
 @click.command("train")
@@ -47,9 +48,8 @@ from nfdeploy.cli._errors import user_errors
 @click.option(
     "--lr",
     type=float,
-    default=1e-3,
-    show_default=True,
-    help="Adam lr; cosine decay to 5% of it over the run.",
+    default=None,
+    help="Adam lr; cosine decay to 5% of it over the run [default: 1e-3 x sqrt(batch / 25)].",
 )
 @click.option(
     "--n-perturbed", type=int, default=10, show_default=True, help="N perturbed models per step."
@@ -85,7 +85,19 @@ from nfdeploy.cli._errors import user_errors
 )
 @click.option("--limit", type=int, default=None, help="Use only this many training images.")
 @click.option(
-    "--amp/--no-amp", default=False, show_default=True, help="bf16 autocast (CPU or CUDA)."
+    "--precision",
+    type=click.Choice(list(PRECISION_CHOICES)),
+    default=None,
+    help="auto = bf16 autocast on CUDA and on CPUs with AMX/AVX-512 bf16, else fp32 "
+    "[default: auto; with --resume: as stored].",
+)
+@click.option("--amp", is_flag=True, hidden=True, help="Alias of --precision bf16.")
+@click.option(
+    "--perturbed-chunk",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Models (clean + perturbed) per batched vendor call; 0 = auto (1 on CPU, 11 on CUDA).",
 )
 @click.option(
     "--threads", type=int, default=0, show_default=True, help="torch threads (0 = default)."

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.train.precision import PRECISION_CHOICES
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class TrainConfig:
     holdout: int = 500  # images held out of the train split for per-epoch CA(NF)/PA(NF)
     holdout_trials: int = 3
     limit: int | None = None  # use only this many training images (seeded subset)
-    amp: bool = False  # bf16 autocast on CPU
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast); see train/precision.py
+    perturbed_chunk: int = 0  # weight sets per batched vendor call; 0 = auto (see setup.py)
     channels_last: bool = True
     threads: int = 0
     device: str = "cpu"  # torch device for G and the vendor's gradients, e.g. "cuda"
@@ -49,6 +51,14 @@ class TrainConfig:
                 f"--train-ber {self.train_ber}: a rate in [0, 1], e.g. 0.01.",
             ),
             (self.holdout >= 0, f"--holdout {self.holdout}: use 0 or more images."),
+            (
+                self.perturbed_chunk >= 0,
+                f"--perturbed-chunk {self.perturbed_chunk}: use 0 (auto) or more.",
+            ),
+            (
+                self.precision in PRECISION_CHOICES,
+                f"--precision {self.precision}: use one of {', '.join(PRECISION_CHOICES)}.",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -60,4 +70,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
+        if "amp" in data and "precision" not in data:  # run folders from before --precision
+            data = {**data, "precision": "bf16" if data["amp"] else "fp32"}
         return cls(**{k: v for k, v in data.items() if k in names})

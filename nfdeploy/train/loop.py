@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from nfdeploy.errors import NfdeployError
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.distributed import DistContext
 from nfdeploy.train.eopm import eopm_step
-from nfdeploy.train.perturbed import draw_train_seeds
+from nfdeploy.train.perturbed import draw_train_seeds, prefetched
 from nfdeploy.train.run_dir import LAST, RunDir, load_checkpoint
 from nfdeploy.train.setup import TrainSetup, build_setup, make_optimizer
 
@@ -40,8 +41,14 @@ def _on_device(
     setup: TrainSetup, images: np.ndarray, labels: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Preprocessed inputs and int64 labels on the training device."""
-    x = torch.from_numpy(setup.preprocess.apply(images)).to(setup.device)
-    return x, torch.from_numpy(labels.astype(np.int64)).to(setup.device)
+    x = torch.from_numpy(setup.preprocess.apply(images))
+    y = torch.from_numpy(labels.astype(np.int64))
+    if setup.device.type == "cpu":
+        return x, y
+    return (
+        x.pin_memory().to(setup.device, non_blocking=True),
+        y.pin_memory().to(setup.device, non_blocking=True),
+    )
 
 
 @torch.no_grad()
@@ -120,6 +127,8 @@ def train(
         run.write_config(
             {"config": config.to_dict(), **setup.provenance(), "nfdeploy": __version__}
         )
+        if progress:
+            print(setup.speed_line(), file=sys.stderr)
         if resume:
             run.truncate_metrics(start_epoch - 1)
         else:
@@ -130,19 +139,18 @@ def train(
                     **_prefixed(evaluate(setup, setup.holdout_set, use_generator=False), ""),
                 }
             )
-    with setup.module.weight_overrides(setup.weights.clean()):
-        last_epoch = min(config.epochs, stop_after or config.epochs)
-        for epoch in range(start_epoch, last_epoch + 1):
-            row = _run_epoch(setup, model, optimizer, scheduler, epoch, dist, progress)
-            if not dist.is_main:
-                continue
-            row.update(_prefixed(evaluate(setup, setup.holdout_set, use_generator=True), "_nf"))
-            is_best = row["pa_nf"] > best
-            best = max(best, row["pa_nf"])
-            run.save_checkpoint(_state(setup, optimizer, scheduler, epoch, best), best=is_best)
-            run.append_metrics(row)
-            if progress:
-                print(_epoch_line(row), file=sys.stderr)
+    last_epoch = min(config.epochs, stop_after or config.epochs)
+    for epoch in range(start_epoch, last_epoch + 1):
+        row = _run_epoch(setup, model, optimizer, scheduler, epoch, dist, progress)
+        if not dist.is_main:
+            continue
+        row.update(_prefixed(evaluate(setup, setup.holdout_set, use_generator=True), "_nf"))
+        is_best = row["pa_nf"] > best
+        best = max(best, row["pa_nf"])
+        run.save_checkpoint(_state(setup, optimizer, scheduler, epoch, best), best=is_best)
+        run.append_metrics(row)
+        if progress:
+            print(_epoch_line(row), file=sys.stderr)
     dist.barrier()
     dist.close()
     return {
@@ -178,25 +186,26 @@ def _run_epoch(
     )
     fault_rng = np.random.default_rng([config.seed, epoch, 7919, dist.rank])
     steps = len(order) // config.batch_size
+    plans = [
+        setup.step_weights.plan(draw_train_seeds(fault_rng, config.n_perturbed))
+        for _ in range(steps)
+    ]
+    chunks = prefetched(setup.step_weights.build, itertools.chain.from_iterable(plans))
     bar = tqdm(
         _batches(setup, order, config.batch_size), total=steps, desc=f"epoch {epoch}/{config.epochs}",
         file=sys.stderr, disable=None if progress else True, leave=False,
     )  # fmt: skip
     start, losses = time.perf_counter(), []
-    for x, y in bar:
+    for (x, y), plan in zip(bar, plans, strict=True):
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        seeds = draw_train_seeds(fault_rng, config.n_perturbed)
-        perturbed = (setup.weights.for_seed(s) for s in seeds)
-        _, loss = eopm_step(
+        loss = eopm_step(
             model,
             setup.module,
             x,
             y,
-            perturbed,
-            lam=config.lam,
-            n_perturbed=config.n_perturbed,
-            amp=config.amp,
+            itertools.islice(chunks, len(plan)),
+            precision=setup.precision.precision,
         )
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

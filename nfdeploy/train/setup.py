@@ -18,7 +18,8 @@ from nfdeploy.faults.spec import FaultModel, FaultSpec, parse_bit_positions
 from nfdeploy.generators import FusedInput, build_generator
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.train.config import TrainConfig
-from nfdeploy.train.perturbed import PerturbedWeights
+from nfdeploy.train.perturbed import PerturbedWeights, StepWeights
+from nfdeploy.train.precision import PrecisionChoice, resolve_precision
 from nfdeploy.vendor import VendorModule, load_vendor
 
 
@@ -35,9 +36,13 @@ class TrainSetup:
     train_set: Dataset
     holdout_set: Dataset
     fused_input: FusedInput
+    precision: PrecisionChoice
+    step_weights: StepWeights
 
     def provenance(self) -> dict[str, object]:
         return {
+            "precision": self.precision.to_dict(),
+            "perturbed_chunk": self.step_weights.chunk,
             "vendor_sha256": self.vendor_sha256,
             "gradient_model": self.faultable.path.name,
             "gradient_model_sha256": self.faultable.sha256,
@@ -50,6 +55,25 @@ class TrainSetup:
                 self.preprocess.width,
             ],
         }
+
+    def speed_line(self) -> str:
+        chunk = self.step_weights.chunk
+        passes = "one by one" if chunk == 1 else f"batched, {chunk} models per call"
+        auto = " (auto)" if self.config.perturbed_chunk == 0 else ""
+        return (
+            f"precision {self.precision.precision.value} ({self.precision.reason}); "
+            f"vendor passes {passes}{auto}; device {self.device}"
+        )
+
+
+# Weight sets per vendor call when --perturbed-chunk is 0. On the CPU the per-model loop is
+# fastest (bench/train_step.py: vmap's grouped convolutions ran about 2x slower); on a GPU
+# one call for the clean model and N = 10 perturbed ones keeps the device busy.
+AUTO_CHUNK = {"cpu": 1, "cuda": 11}
+
+
+def resolve_chunk(requested: int, device: torch.device) -> int:
+    return requested or AUTO_CHUNK.get(device.type, 1)
 
 
 def resolve_preprocess(text: str | None, model: FaultableModel) -> Preprocess:
@@ -124,11 +148,23 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
         config.data, split="train", limit=config.limit, seed=config.seed, progress=progress
     )
     train_set, holdout_set = split_holdout(data, config.holdout, config.seed)
+    weights = PerturbedWeights(faultable, spec, threads=1, channels_last=config.channels_last)
+    step_weights = StepWeights(
+        weights,
+        lam=config.lam,
+        n_perturbed=config.n_perturbed,
+        chunk=resolve_chunk(config.perturbed_chunk, device),
+        device=device,
+    )
     return TrainSetup(
-        config, device, vendor_sha, faultable, module, spec,
-        PerturbedWeights(faultable, spec, threads=1, channels_last=config.channels_last),
+        config, device, vendor_sha, faultable, module, spec, weights,
         pre, train_set, holdout_set,
         build_fused_input(config, pre).to(device),
+        resolve_precision(
+            config.precision, device.type,
+            cuda_bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),
+        ),
+        step_weights,
     )  # fmt: skip
 
 
