@@ -248,3 +248,35 @@ def test_bad_chunk_is_one_line(
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "--perturbed-chunk" in result.output
     assert not run.exists()
+
+
+def test_patterns_prefetch_only_with_a_free_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nfdeploy.train import setup
+
+    monkeypatch.setattr(setup.os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(setup.torch, "get_num_threads", lambda: 2)
+    assert not setup.free_core(torch.device("cpu"))
+    assert setup.free_core(torch.device("cuda"))
+    monkeypatch.setattr(setup.torch, "get_num_threads", lambda: 1)
+    assert setup.free_core(torch.device("cpu"))
+
+
+def test_prefetch_trains_the_same_generator(
+    vendor_path: Path,  # noqa: F811
+    data_path: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nfdeploy.train import setup
+
+    states = []
+    for prefetch in (True, False):
+        monkeypatch.setattr(setup, "free_core", lambda _device, on=prefetch: on)
+        run = tmp_path / f"prefetch-{prefetch}"
+        args = [*_train_args(vendor_path, data_path, run), "--epochs", "2"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert json.loads((run / "config.json").read_text())["prefetch_patterns"] is prefetch
+        states.append(torch.load(run / "last.pt", weights_only=True)["generator"])
+    for name, tensor in states[0].items():
+        torch.testing.assert_close(tensor, states[1][name], rtol=0, atol=0)

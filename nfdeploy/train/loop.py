@@ -190,7 +190,9 @@ def _run_epoch(
         setup.step_weights.plan(draw_train_seeds(fault_rng, config.n_perturbed))
         for _ in range(steps)
     ]
-    chunks = prefetched(setup.step_weights.build, itertools.chain.from_iterable(plans))
+    jobs = itertools.chain.from_iterable(plans)
+    build = setup.step_weights.build
+    chunks = prefetched(build, jobs) if setup.prefetch else map(build, jobs)
     bar = tqdm(
         _batches(setup, order, config.batch_size), total=steps, desc=f"epoch {epoch}/{config.epochs}",
         file=sys.stderr, disable=None if progress else True, leave=False,
