@@ -12,6 +12,7 @@ Modes:
   fp32/bf16  per-model loop, patterns made in a background thread when a core is free
              (nfdeploy.train.setup.free_core), else inline, as `nfdeploy train` does;
   bf16-prefetch  bf16 with the background thread forced on;
+  bf16-compile   bf16 with `--compile` (torch.compile; compile time in the warm-up step);
   batched-*  with all N + 1 models in one vmap'd call (--perturbed-chunk N+1).
 
     python bench/train_step.py [--steps 2] [--threads 2] [--no-sweep]
@@ -57,7 +58,9 @@ from nfdeploy.vendor.module import VendorModule  # noqa: E402
 LAM = 5.0
 CPU = torch.device("cpu")
 PAIRS = {"resnet18": "ConvL", "resnet20": "UNetS"}
-MODES = ("naive", "old", "fp32", "bf16", "bf16-prefetch", "batched-fp32", "batched-bf16")
+MODES = (
+    "naive", "old", "fp32", "bf16", "bf16-prefetch", "bf16-compile", "batched-fp32", "batched-bf16",
+)  # fmt: skip
 
 
 def fused_input(name: str) -> FusedInput:
@@ -146,6 +149,8 @@ def _naive_runner(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def _ours_runner(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """As `nfdeploy train` runs its steps (train/loop.py), or the old default for mode 'old'."""
     vendor, faultable, spec = _load(_base(args.vendor))
+    if args.mode == "bf16-compile":
+        vendor = torch.compile(vendor)  # type: ignore[assignment]
     weights = PerturbedWeights(faultable, spec, channels_last=True)
     precision = Precision.BF16 if "bf16" in args.mode else Precision.FP32
     prefetch = args.mode == "bf16-prefetch" or (args.mode != "old" and free_core(CPU))

@@ -280,3 +280,51 @@ def test_prefetch_trains_the_same_generator(
         states.append(torch.load(run / "last.pt", weights_only=True)["generator"])
     for name, tensor in states[0].items():
         torch.testing.assert_close(tensor, states[1][name], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_compiled_passes_give_the_eager_gradient(tmp_path: Path) -> None:
+    """--compile changes speed, not the step: same loss and G gradient as eager."""
+    path = VENDORS["conv_gemm"](tmp_path)
+    vendor, sets = load_vendor(path), _weight_sets(path)
+    compiled = torch.compile(vendor)
+    torch.manual_seed(1)
+    x, y = torch.rand(6, 3, 16, 16) * 2 - 1, torch.randint(0, vm.CLASSES, (6,))
+    results = []
+    for module in (vendor, compiled):
+        fused = _fused()
+        chunks = chunk_weight_sets(sets, loss_weights(N, LAM), 1)
+        results.append((eopm_step(fused, module, x, y, chunks), _gradients(fused)))  # type: ignore[arg-type]
+    (eager_loss, eager), (compiled_loss, grad) = results
+    assert compiled_loss == pytest.approx(eager_loss, rel=1e-5)
+    torch.testing.assert_close(grad, eager, rtol=1e-4, atol=1e-5 * float(eager.abs().max()))
+
+
+def test_compile_is_recorded(
+    vendor_path: Path,  # noqa: F811
+    data_path: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from nfdeploy.train import setup
+
+    compiled: list[object] = []
+    monkeypatch.setattr(setup.torch, "compile", lambda m: compiled.append(m) or m)
+    run = tmp_path / "run"
+    args = [*_train_args(vendor_path, data_path, run), "--epochs", "1", "--compile"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert len(compiled) == 1
+    assert json.loads((run / "config.json").read_text())["config"]["compile"] is True
+
+
+def test_compile_refuses_batched_passes(
+    vendor_path: Path,  # noqa: F811
+    data_path: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    args = [*_train_args(vendor_path, data_path, run), "--compile", "--perturbed-chunk", "3"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "--compile works with the per-model loop" in result.output
+    assert "Traceback" not in result.output

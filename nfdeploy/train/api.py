@@ -28,10 +28,11 @@ def train_from_options(
     **options: Any,
 ) -> dict[str, Any]:
     """New run: needs --model, --data and --out. Resume: reads config.json; only --epochs,
-    --device and --precision may change (a run can move between machines)."""
+    --device, --precision and --compile may change (a run can move between machines)."""
     epochs, device = options.pop("epochs"), options.pop("device", None)
     precision = "bf16" if options.pop("amp", False) else options.pop("precision", None)
     options.pop("precision", None)
+    compile_passes = options.pop("compile_passes", None)
     if resume:
         stored = RunDir(resume).read_config()["config"]
         if epochs is not None:
@@ -40,6 +41,8 @@ def train_from_options(
             stored["device"] = device
         if precision is not None:
             stored["precision"] = precision
+        if compile_passes is not None:
+            stored["compile"] = compile_passes
         return train(
             config=TrainConfig.from_dict(stored),
             out=resume,
@@ -60,6 +63,7 @@ def train_from_options(
         epochs=DEFAULT_EPOCHS if epochs is None else epochs,
         device=device or "cpu",
         precision=precision or "auto",
+        compile=bool(compile_passes),
         **options,
     )
     return train(config=config, out=out, resume=False, quiet=quiet, stop_after=stop_after)

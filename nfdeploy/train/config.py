@@ -35,6 +35,7 @@ class TrainConfig:
     limit: int | None = None  # use only this many training images (seeded subset)
     precision: str = "auto"  # auto | fp32 | bf16 (autocast); see train/precision.py
     perturbed_chunk: int = 0  # weight sets per batched vendor call; 0 = auto (see setup.py)
+    compile: bool = False  # torch.compile the vendor passes (per-model loop only)
     channels_last: bool = True
     threads: int = 0
     device: str = "cpu"  # torch device for G and the vendor's gradients, e.g. "cuda"

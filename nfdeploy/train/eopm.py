@@ -100,8 +100,8 @@ def _chunk_loss(
     vendor: VendorModule, inputs: torch.Tensor, y: torch.Tensor, chunk: WeightChunk
 ) -> torch.Tensor:
     if not chunk.stacked:
-        with vendor.weight_overrides(chunk.weights):
-            return F.cross_entropy(vendor(inputs).float(), y) * chunk.loss_weights[0]
+        logits = vendor(inputs, vendor.prepare_overrides(chunk.weights))
+        return F.cross_entropy(logits.float(), y) * chunk.loss_weights[0]
 
     def run(weights: Mapping[str, torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
         with vendor.weight_overrides(weights):

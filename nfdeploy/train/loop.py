@@ -203,7 +203,7 @@ def _run_epoch(
             x = x.contiguous(memory_format=torch.channels_last)
         loss = eopm_step(
             model,
-            setup.module,
+            setup.step_module,
             x,
             y,
             itertools.islice(chunks, len(plan)),

@@ -40,6 +40,7 @@ class TrainSetup:
     precision: PrecisionChoice
     step_weights: StepWeights
     prefetch: bool  # build the next chunk's fault patterns in a background thread
+    step_module: VendorModule  # what the EOPM passes call: ``module``, or it torch.compile'd
 
     def provenance(self) -> dict[str, object]:
         return {
@@ -64,9 +65,10 @@ class TrainSetup:
         passes = "one by one" if chunk == 1 else f"batched, {chunk} models per call"
         auto = " (auto)" if self.config.perturbed_chunk == 0 else ""
         where = "in a background thread" if self.prefetch else "inline (no free core)"
+        compiled = ", torch.compile'd" if self.config.compile else ""
         return (
             f"precision {self.precision.precision.value} ({self.precision.reason}); "
-            f"vendor passes {passes}{auto}; fault patterns {where}; device {self.device}"
+            f"vendor passes {passes}{auto}{compiled}; fault patterns {where}; device {self.device}"
         )
 
 
@@ -180,8 +182,19 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
             config.precision, device.type,
             cuda_bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),
         ),
-        step_weights, free_core(device),
+        step_weights, free_core(device), _step_module(module, config, step_weights.chunk),
     )  # fmt: skip
+
+
+def _step_module(module: VendorModule, config: TrainConfig, chunk: int) -> VendorModule:
+    if not config.compile:
+        return module
+    if chunk > 1:
+        raise NfdeployError(
+            "--compile works with the per-model loop only; use --perturbed-chunk 1 with it."
+        )
+    # The compiled module forwards attribute access (weight_overrides) to the original.
+    return torch.compile(module)  # type: ignore[return-value]
 
 
 def _check_names(module: VendorModule, faultable: FaultableModel) -> None:

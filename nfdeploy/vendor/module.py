@@ -83,13 +83,21 @@ class VendorModule(torch.nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, overrides: Mapping[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``overrides``: weights to use for this call only, prepared by
+        :meth:`prepare_overrides` (as arguments, torch.compile treats them as inputs rather
+        than recompiling for each new weight set)."""
         self._state.batch = int(x.shape[0]) if x.dim() else 1
         buffers = self._buffers
         env: dict[str, torch.Tensor | None] = dict(self._const_cpu)
         for name, bname in self._const_buffers:
             env[name] = buffers[bname]
-        overrides = self._overrides
+        if overrides is None:
+            overrides = self._overrides
+        elif self._overrides:
+            overrides = {**self._overrides, **overrides}
         for name, key in self._weight_reads:
             override = overrides.get(key) if overrides else None
             env[name] = override if override is not None else buffers[self._weight_buffers[key]]
@@ -148,6 +156,15 @@ class VendorModule(torch.nn.Module):
         buffer's device and dtype if needed. Nested overrides stack; the previous state is
         restored exactly on exit, also on exceptions.
         """
+        previous = self._overrides
+        self._overrides = {**previous, **self.prepare_overrides(overrides)}
+        try:
+            yield self
+        finally:
+            self._overrides = previous
+
+    def prepare_overrides(self, overrides: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Check override names and shapes; move each to its buffer's device and dtype."""
         prepared: dict[str, torch.Tensor] = {}
         for key, value in overrides.items():
             bname = self._weight_buffers.get(key)
@@ -166,12 +183,7 @@ class VendorModule(torch.nn.Module):
                     f"expected {tuple(current.shape)}."
                 )
             prepared[key] = value.to(device=current.device, dtype=current.dtype)
-        previous = self._overrides
-        self._overrides = {**previous, **prepared}
-        try:
-            yield self
-        finally:
-            self._overrides = previous
+        return prepared
 
     # ------------------------------------------------------------------ misc
 
