@@ -15,7 +15,7 @@ Modes:
   bf16-compile   bf16 with `--compile` (torch.compile; compile time in the warm-up step);
   batched-*  with all N + 1 models in one vmap'd call (--perturbed-chunk N+1).
 
-    python bench/train_step.py [--steps 2] [--threads 2] [--no-sweep]
+    python bench/train_step.py [--steps 2] [--threads 2] [--no-sweep] [--device cuda]
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ from nfdeploy.vendor import load_vendor  # noqa: E402
 from nfdeploy.vendor.module import VendorModule  # noqa: E402
 
 LAM = 5.0
-CPU = torch.device("cpu")
 PAIRS = {"resnet18": "ConvL", "resnet20": "UNetS"}
 MODES = (
     "naive", "old", "fp32", "bf16", "bf16-prefetch", "bf16-compile", "batched-fp32", "batched-bf16",
@@ -74,9 +73,8 @@ def vendor_macs(vendor: str) -> int:
     return sum(layer.macs for layer in layers_from_onnx(export(_base(vendor))))
 
 
-def peak_gflops(dtype: torch.dtype, threads: int) -> float:
+def peak_gflops(dtype: torch.dtype) -> float:
     """A 128-channel 3x3 conv, batch 25, 16x16 (fwd): about the best rate this CPU gives."""
-    torch.set_num_threads(threads)
     x = torch.randn(25, 128, 16, 16, dtype=dtype).contiguous(memory_format=torch.channels_last)
     w = torch.randn(128, 128, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
     for _ in range(3):
@@ -136,11 +134,13 @@ def _naive_runner(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     stored = [
         StoredWeight.from_float(n, p.detach().numpy(), spec.storage) for n, p in _weights(base)
     ]
-    fused = fused_input(PAIRS[args.vendor])
+    base = base.to(args.device)
+    fused = fused_input(PAIRS[args.vendor]).to(args.device)
     optimizer = torch.optim.Adam(fused.parameters(), lr=1e-3)
 
     def run(batches, seed_lists) -> None:  # type: ignore[no-untyped-def]
         for (x, y), seeds in zip(batches, seed_lists, strict=True):
+            x, y = x.to(args.device), y.to(args.device)
             naive_step(fused, base, stored, spec, x, y, seeds, optimizer)
 
     return run
@@ -153,10 +153,12 @@ def _ours_runner(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         vendor = torch.compile(vendor)  # type: ignore[assignment]
     weights = PerturbedWeights(faultable, spec, channels_last=True)
     precision = Precision.BF16 if "bf16" in args.mode else Precision.FP32
-    prefetch = args.mode == "bf16-prefetch" or (args.mode != "old" and free_core(CPU))
+    device = torch.device(args.device)
+    vendor = vendor.to(device)
+    prefetch = args.mode == "bf16-prefetch" or (args.mode != "old" and free_core(device))
     chunk = args.n + 1 if args.mode.startswith("batched") else 1
-    steps = StepWeights(weights, lam=LAM, n_perturbed=args.n, chunk=chunk, device=CPU)
-    fused = fused_input(PAIRS[args.vendor])
+    steps = StepWeights(weights, lam=LAM, n_perturbed=args.n, chunk=chunk, device=device)
+    fused = fused_input(PAIRS[args.vendor]).to(device)
     optimizer = torch.optim.Adam(fused.parameters(), lr=1e-3)
 
     def run(batches, seed_lists) -> None:  # type: ignore[no-untyped-def]
@@ -165,6 +167,7 @@ def _ours_runner(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         stream = prefetched(steps.build, jobs) if prefetch else map(steps.build, jobs)
         for (x, y), plan in zip(batches, plans, strict=True):
             chunks = itertools.islice(stream, len(plan))
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             eopm_step(fused, vendor, x, y, chunks, precision=precision)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -187,11 +190,20 @@ def child(args: argparse.Namespace) -> None:
     ]  # fmt: skip
     seed_lists = [list(range(k * args.n, (k + 1) * args.n)) for k in range(count)]
     run = (_naive_runner if args.mode == "naive" else _ours_runner)(args)
+    if args.device != "cpu":
+        batches = [(x.pin_memory(), y.pin_memory()) for x, y in batches]
     run(batches[:1], seed_lists[:1])  # warm-up
+    _sync(args.device)
     start = time.perf_counter()
     run(batches[1:], seed_lists[1:])
+    _sync(args.device)
     seconds = (time.perf_counter() - start) / args.steps
     print(json.dumps({"seconds": seconds, "peak_rss_mb": _peak_rss_mb()}))
+
+
+def _sync(device: str) -> None:
+    if device != "cpu":
+        torch.cuda.synchronize()
 
 
 def _peak_rss_mb() -> float:
@@ -201,7 +213,7 @@ def _peak_rss_mb() -> float:
 def measure(args: argparse.Namespace, vendor: str, mode: str, n: int, batch: int) -> dict:  # type: ignore[type-arg]
     command = [
         sys.executable, __file__, "--child", "--vendor", vendor, "--mode", mode, "--n", str(n),
-        "--batch", str(batch), "--threads", str(args.threads),
+        "--batch", str(batch), "--threads", str(args.threads), "--device", args.device,
         "--steps", str(args.steps * (1 if vendor == "resnet18" else 5)),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -262,6 +274,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2, help="timed steps (x5 for ResNet-20)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-sweep", action="store_true", help="skip step time vs N and batch")
+    parser.add_argument("--device", default="cpu", help="e.g. cuda: time every mode on that device")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--vendor", choices=sorted(PAIRS), default="resnet18")
     parser.add_argument("--mode", choices=MODES, default="bf16")
@@ -269,14 +282,18 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    has_bf16 = bool(set(BF16_CPU_FLAGS) & cpu_flags())
+    on_gpu = args.device != "cpu"
+    has_bf16 = on_gpu or bool(set(BF16_CPU_FLAGS) & cpu_flags())
     default = "bf16" if has_bf16 else "fp32"  # what --precision auto picks here
+    if on_gpu:  # auto there: bf16, all N + 1 models in one call
+        default = "batched-bf16"
+        print(f"device: {torch.cuda.get_device_name(args.device)}")
     print(machine_line(args.threads))
-    print(f"conv peak (128-ch 3x3, batch 25): fp32 {peak_gflops(torch.float32, args.threads):.0f} "
-          f"GFLOPS, bf16 {peak_gflops(torch.bfloat16, args.threads):.0f} GFLOPS")  # fmt: skip
     torch.set_num_threads(args.threads)
-    where = "prefetched" if free_core(CPU) else "inline (no free core)"
-    print(f"`nfdeploy train` defaults here: {default}, per-model loop, patterns {where}; "
+    print(f"CPU conv peak (128-ch 3x3, batch 25): fp32 {peak_gflops(torch.float32):.0f} "
+          f"GFLOPS, bf16 {peak_gflops(torch.bfloat16):.0f} GFLOPS")  # fmt: skip
+    where = "prefetched" if free_core(torch.device(args.device)) else "inline (no free core)"
+    print(f"`nfdeploy train` defaults here: {default}, patterns {where}; "
           f"{args.steps} timed steps after 1 warm-up, each mode in its own process")  # fmt: skip
     r18 = _table(args, "resnet18", MODES)
     r20 = _table(args, "resnet20", MODES[1:])
@@ -285,7 +302,7 @@ def main() -> None:
     _verdict(
         f"ResNet18 naive / default ({default})",
         naive / r18[default]["seconds"],
-        8 if has_bf16 else 2,
+        8 if has_bf16 and not on_gpu else 2,
     )
     print(f"  ResNet18 naive / old default: {naive / r18['old']['seconds']:.2f}x;  "
           f"bf16 / fp32 speed-up: {r18['fp32']['seconds'] / r18['bf16']['seconds']:.2f}x;  "
@@ -296,6 +313,12 @@ def main() -> None:
         r20[default]["images_per_s"] / r20["old"]["images_per_s"],
         4,
     )
+    if on_gpu:
+        _verdict(
+            "ResNet-20 images/s at N = 10, default / 5,000",
+            r20[default]["images_per_s"] / 5000,
+            1,
+        )
     for vendor, rows in (("ResNet18", r18), ("ResNet-20", r20)):
         for precision in ("fp32", "bf16"):
             batched = rows[f"batched-{precision}"]
