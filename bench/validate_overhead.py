@@ -49,6 +49,50 @@ def peak_rss_mb(model: Path, data: str, pre: str, trials: int) -> float:
     return max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
 
 
+def random_resnet20(folder: Path) -> tuple[Path, Path]:
+    """A seeded random CIFAR ResNet-20 as ONNX, and its int8 QDQ version (timing only)."""
+    import io
+    import warnings
+
+    import numpy as np
+    import torch
+    from onnxruntime.quantization import CalibrationDataReader, QuantType, quantize_static
+
+    sys.path.insert(0, str(ROOT / "bench" / "cifar10"))
+    from models import resnet20
+
+    folder.mkdir(parents=True, exist_ok=True)
+    float_path, qdq_path = folder / "resnet20.onnx", folder / "resnet20_qdq.onnx"
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            resnet20().eval(), (torch.zeros(1, 3, 32, 32),), buffer, dynamo=False,
+            opset_version=17, input_names=["input"], output_names=["logits"],
+            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+        )  # fmt: skip
+    float_path.write_bytes(buffer.getvalue())
+    rng = np.random.default_rng(0)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(
+                [{"input": rng.standard_normal((16, 3, 32, 32), dtype=np.float32)}] * 4
+            )
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_static(
+            str(float_path), str(qdq_path), Reader(),
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        )  # fmt: skip
+    return float_path, qdq_path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -66,6 +110,11 @@ def main() -> None:
         sys.exit(f"{args.data}: no CIFAR-10 data there; pass --data DIR (the image folders)")
     trials = 1 if args.quick else 3
     grid_trials, grid_images = ((1, 2), (2000, 4000)) if args.quick else ((2, 4), (2500, 10000))
+    defaults = (args.model, args.qdq) == (CACHE / "resnet20.onnx", CACHE / "resnet20_qdq.onnx")
+    if defaults and not args.model.is_file():
+        args.model, args.qdq = random_resnet20(ROOT / "bench" / "results" / "tmp" / "random-vendor")
+        print(f"{CACHE / 'resnet20.onnx'} not built (bench/cifar10/train_vendor.py): timing a "
+              "seeded random ResNet-20 instead (same shapes; accuracy figures meaningless)")  # fmt: skip
     for path in (args.model, args.qdq):
         if not path.is_file():
             sys.exit(

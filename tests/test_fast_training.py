@@ -152,7 +152,7 @@ def test_step_weights_give_the_seeds_patterns(tmp_path: Path) -> None:
     weights = PerturbedWeights(model, FaultSpec(FaultModel.FLIP, 0.02, model.storage))
     steps = StepWeights(weights, lam=LAM, n_perturbed=2, chunk=2, device=torch.device("cpu"))
     plan = steps.plan([7, 8])
-    assert plan == [((None, 7), (1.0, 2.5)), ((8,), (2.5,))]
+    assert plan == [((None, 7), (1.0, 2.5), None), ((8,), (2.5,), None)]
     first, second = (steps.build(job) for job in plan)
     for name, tensor in weights.for_seed(7).items():
         torch.testing.assert_close(first.weights[name][1], tensor, rtol=0, atol=0)

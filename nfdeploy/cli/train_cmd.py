@@ -5,6 +5,14 @@ from __future__ import annotations
 import click
 
 from nfdeploy.cli._errors import user_errors
+from nfdeploy.cli._options import (
+    STORAGE_HELP,
+    batch_size_option,
+    seed_option,
+    storage_option,
+    tensors_option,
+    threads_option,
+)
 from nfdeploy.train.precision import PRECISION_CHOICES
 
 
@@ -24,7 +32,13 @@ from nfdeploy.train.precision import PRECISION_CHOICES
     "--resume",
     type=click.Path(file_okay=False, exists=True),
     default=None,
-    help="Continue this run folder.",
+    help="Continue this run folder (--model/--data/--surrogate: where moved files are now).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --out: start over in an existing run folder (deletes its metrics, checkpoints "
+    "and generator.onnx). With --resume: continue although the vendor file changed.",
 )
 @click.option(
     "--surrogate",
@@ -44,7 +58,7 @@ from nfdeploy.train.precision import PRECISION_CHOICES
 @click.option(
     "--epochs", type=int, default=None, help="[default: 10] With --resume: train up to this epoch."
 )
-@click.option("--batch-size", type=int, default=25, show_default=True)
+@batch_size_option(25)
 @click.option(
     "--lr",
     type=float,
@@ -66,16 +80,11 @@ from nfdeploy.train.precision import PRECISION_CHOICES
 @click.option(
     "--fault-model", type=click.Choice(["flip", "stuck-at"]), default="stuck-at", show_default=True
 )
-@click.option(
-    "--storage",
-    type=click.Choice(["auto", "int8-tensor", "int8-channel", "qdq", "fp16", "fp32"]),
-    default="auto",
-    show_default=True,
-)
+@storage_option(STORAGE_HELP)
 @click.option("--bits", default=None, help="Only these bit positions fail, e.g. '7' or '6-7'.")
 @click.option("--include-bias", is_flag=True, help="Also inject into biases.")
-@click.option("--tensors", default=None, help="Regex: only initializers whose name matches.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@tensors_option()
+@seed_option(0, "Seed of the generator's initial weights, data order and fault patterns.")
 @click.option(
     "--holdout",
     type=int,
@@ -83,7 +92,12 @@ from nfdeploy.train.precision import PRECISION_CHOICES
     show_default=True,
     help="Training images held out for per-epoch CA(NF)/PA(NF).",
 )
-@click.option("--limit", type=int, default=None, help="Use only this many training images.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use only this many training images.",
+)
 @click.option(
     "--precision",
     type=click.Choice(list(PRECISION_CHOICES)),
@@ -108,8 +122,41 @@ from nfdeploy.train.precision import PRECISION_CHOICES
     "--resume: as stored].",
 )
 @click.option(
-    "--threads", type=int, default=0, show_default=True, help="torch threads (0 = default)."
+    "--labels",
+    type=click.Choice(["data", "vendor"]),
+    default="data",
+    show_default=True,
+    help="vendor: train on the clean vendor's own predictions (label-free; no label is read).",
 )
+@click.option(
+    "--soft-targets",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="T > 0: aim at the clean vendor's softmax at temperature T (KL) instead of labels.",
+)
+@click.option(
+    "--worst-k",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="k > 0: only the k largest of the N perturbed losses count in each step.",
+)
+@click.option(
+    "--ber-warmup",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Ramp the BER linearly from 0 to --train-ber over this fraction of the run.",
+)
+@click.option(
+    "--augment",
+    type=click.Choice(["none", "crop-flip"]),
+    default="none",
+    show_default=True,
+    help="crop-flip: random 4-pixel shifted crops and horizontal flips of the training images.",
+)
+@threads_option("torch threads (0 = default).")
 @click.option(
     "--device",
     default=None,
@@ -117,7 +164,7 @@ from nfdeploy.train.precision import PRECISION_CHOICES
 )
 @click.option(
     "--stop-after",
-    type=int,
+    type=click.IntRange(min=1),
     default=None,
     help="Stop after this epoch (resume later with --resume).",
 )

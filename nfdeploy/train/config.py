@@ -9,6 +9,9 @@ from typing import Any
 from nfdeploy.errors import NfdeployError
 from nfdeploy.train.precision import PRECISION_CHOICES
 
+LABEL_SOURCES = ("data", "vendor")
+AUGMENTATIONS = ("none", "crop-flip")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -36,9 +39,18 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 (autocast); see train/precision.py
     perturbed_chunk: int = 0  # weight sets per batched vendor call; 0 = auto (see setup.py)
     compile: bool = False  # torch.compile the vendor passes (per-model loop only)
+    # recipe (docs/training.md, "Recipe options")
+    labels: str = "data"  # data | vendor: the clean vendor's own predictions (label-free)
+    soft_targets: float = 0.0  # > 0: the clean vendor's softmax at this temperature as targets
+    worst_k: int = 0  # > 0: only the k highest of the N perturbed losses count in each step
+    ber_warmup: float = 0.0  # fraction of the run over which the BER ramps from 0 to train_ber
+    augment: str = "none"  # none | crop-flip (4-pixel padded random crop, horizontal flip)
     channels_last: bool = True
     threads: int = 0
     device: str = "cpu"  # torch device for G and the vendor's gradients, e.g. "cuda"
+    # vendor/surrogate/data relative to the run folder (the fields above are absolute), so
+    # that --resume finds them after the whole tree moved; see nfdeploy.train.api
+    from_run: dict[str, str] | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         checks = [
@@ -52,10 +64,27 @@ class TrainConfig:
                 f"--train-ber {self.train_ber}: a rate in [0, 1], e.g. 0.01.",
             ),
             (self.holdout >= 0, f"--holdout {self.holdout}: use 0 or more images."),
+            (self.labels in LABEL_SOURCES, f"--labels {self.labels}: use data or vendor."),
+            (self.soft_targets >= 0, f"--soft-targets {self.soft_targets}: a temperature >= 0."),
+            (
+                0 <= self.worst_k <= self.n_perturbed,
+                f"--worst-k {self.worst_k}: use 0 (all) .. --n-perturbed ({self.n_perturbed}).",
+            ),
+            (
+                not (self.worst_k and self.perturbed_chunk > 1),
+                "--worst-k works with the per-model loop only; use --perturbed-chunk 1 with it.",
+            ),
+            (0 <= self.ber_warmup <= 1, f"--ber-warmup {self.ber_warmup}: a fraction in [0, 1]."),
+            (self.augment in AUGMENTATIONS, f"--augment {self.augment}: use none or crop-flip."),
             (
                 self.perturbed_chunk >= 0,
                 f"--perturbed-chunk {self.perturbed_chunk}: use 0 (auto) or more.",
             ),
+            (
+                0 <= self.seed <= 2**63 - 1,
+                f"--seed {self.seed}: use 0 .. 2**63 - 1 (9223372036854775807).",
+            ),
+            (self.threads >= 0, f"--threads {self.threads}: use 0 (torch's default) or more."),
             (
                 self.precision in PRECISION_CHOICES,
                 f"--precision {self.precision}: use one of {', '.join(PRECISION_CHOICES)}.",

@@ -72,12 +72,20 @@ def eopm_step(
     fused_input: nn.Module,
     vendor: VendorModule,
     x: torch.Tensor,
-    y: torch.Tensor,
+    targets: torch.Tensor,
     chunks: Iterable[WeightChunk],
     *,
     precision: Precision = Precision.FP32,
+    temperature: float = 1.0,
+    worst_k: int = 0,
 ) -> float:
     """Accumulate EOPM gradients into ``fused_input``'s parameters; returns the total loss.
+
+    ``targets``: class indices [B], or class probabilities [B, classes] (soft targets, e.g.
+    the clean vendor's softmax at ``temperature``; the loss is then CE at that temperature
+    times T^2, which has the gradient of the distillation KL). ``worst_k`` > 0 keeps only
+    the k largest perturbed losses of the step (weight lambda / k each): all N are first
+    scored without gradients, then only those k run backward.
 
     ``precision`` applies to the vendor passes. G always runs in fp32: it is a few percent of
     the step, and bf16 in its BatchNorm caused most of the bf16 gradient error (cosine to
@@ -85,10 +93,12 @@ def eopm_step(
     """
     fused = fused_input(x)
     leaf = fused.detach().requires_grad_(True)
+    if worst_k:
+        chunks = _worst(vendor, leaf, targets, list(chunks), precision, temperature, worst_k)
     total = torch.zeros((), device=x.device)
     for chunk in chunks:
         with autocast(precision, x.device):
-            loss = _chunk_loss(vendor, leaf, y, chunk)
+            loss = _chunk_loss(vendor, leaf, targets, chunk, temperature)
         loss.backward()
         total += loss.detach()
     if leaf.grad is not None:
@@ -96,12 +106,46 @@ def eopm_step(
     return float(total.item())
 
 
+def _worst(
+    vendor: VendorModule,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    chunks: list[WeightChunk],
+    precision: Precision,
+    temperature: float,
+    k: int,
+) -> list[WeightChunk]:
+    """The clean chunk and the k perturbed chunks with the largest loss, reweighted to sum alike."""
+    clean, perturbed = chunks[0], chunks[1:]
+    if any(c.stacked for c in chunks):
+        raise ValueError("worst-k needs one weight set per chunk (the per-model loop)")
+    with torch.no_grad(), autocast(precision, inputs.device):
+        scores = [float(_chunk_loss(vendor, inputs, targets, c, temperature)) for c in perturbed]
+    keep = sorted(range(len(perturbed)), key=scores.__getitem__, reverse=True)[:k]
+    scale = len(perturbed) / k
+    return [clean] + [
+        WeightChunk(perturbed[i].weights, (perturbed[i].loss_weights[0] * scale,)) for i in keep
+    ]
+
+
+def _loss(logits: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-image loss: CE for class indices; for probabilities, CE at T, times T^2."""
+    if targets.is_floating_point():
+        t = temperature
+        return F.cross_entropy(logits.float() / t, targets, reduction="none") * (t * t)
+    return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
 def _chunk_loss(
-    vendor: VendorModule, inputs: torch.Tensor, y: torch.Tensor, chunk: WeightChunk
+    vendor: VendorModule,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    chunk: WeightChunk,
+    temperature: float,
 ) -> torch.Tensor:
     if not chunk.stacked:
         logits = vendor(inputs, vendor.prepare_overrides(chunk.weights))
-        return F.cross_entropy(logits.float(), y) * chunk.loss_weights[0]
+        return _loss(logits, targets, temperature).mean() * chunk.loss_weights[0]
 
     def run(weights: Mapping[str, torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
         with vendor.weight_overrides(weights):
@@ -109,9 +153,8 @@ def _chunk_loss(
 
     logits = vmap(run, in_dims=(0, None))(dict(chunk.weights), inputs)  # [k, B, classes]
     k = logits.shape[0]
-    per_model = F.cross_entropy(logits.float().flatten(0, 1), y.repeat(k), reduction="none").view(
-        k, -1
-    )
+    repeated = targets.repeat(k, *([1] * (targets.dim() - 1)))
+    per_model = _loss(logits.flatten(0, 1), repeated, temperature).view(k, -1)
     scale = torch.tensor(chunk.loss_weights, device=inputs.device)
     return (per_model.mean(1) * scale).sum()
 

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from nfdeploy import __version__
 from nfdeploy.data import Dataset
 from nfdeploy.errors import NfdeployError
+from nfdeploy.train import recipe
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.distributed import DistContext
 from nfdeploy.train.eopm import eopm_step
@@ -29,12 +30,13 @@ HOLDOUT_SEED_START = 40_000
 
 
 def _batches(
-    setup: TrainSetup, indices: np.ndarray, batch_size: int
+    setup: TrainSetup, indices: np.ndarray, batch_size: int, rng: np.random.Generator
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     data = setup.train_set
     for start in range(0, len(indices) - batch_size + 1, batch_size):
         index = indices[start : start + batch_size]
-        yield _on_device(setup, data.images[index], data.labels[index])
+        images = recipe.augment(setup.config, data.images[index], rng)
+        yield _on_device(setup, images, data.labels[index])
 
 
 def _on_device(
@@ -108,6 +110,8 @@ def train(
         torch.set_num_threads(config.threads)
     progress = not quiet and dist.is_main
     setup = build_setup(config, progress=progress)
+    if config.labels == "vendor":  # label-free: held-out figures score agreement with the vendor
+        setup.holdout_set = recipe.relabel_with_vendor(setup, setup.holdout_set)
     model = dist.wrap(setup.fused_input)
     steps = (len(dist.shard(np.arange(len(setup.train_set))))) // config.batch_size
     if steps == 0:
@@ -186,15 +190,20 @@ def _run_epoch(
     )
     fault_rng = np.random.default_rng([config.seed, epoch, 7919, dist.rank])
     steps = len(order) // config.batch_size
+    first, total = (epoch - 1) * steps, config.epochs * steps
     plans = [
-        setup.step_weights.plan(draw_train_seeds(fault_rng, config.n_perturbed))
-        for _ in range(steps)
+        setup.step_weights.plan(
+            draw_train_seeds(fault_rng, config.n_perturbed),
+            recipe.step_ber(config, first + i, total),
+        )
+        for i in range(steps)
     ]
     jobs = itertools.chain.from_iterable(plans)
     build = setup.step_weights.build
     chunks = prefetched(build, jobs) if setup.prefetch else map(build, jobs)
     bar = tqdm(
-        _batches(setup, order, config.batch_size), total=steps, desc=f"epoch {epoch}/{config.epochs}",
+        _batches(setup, order, config.batch_size, np.random.default_rng([config.seed, epoch, 31, dist.rank])),
+        total=steps, desc=f"epoch {epoch}/{config.epochs}",
         file=sys.stderr, disable=None if progress else True, leave=False,
     )  # fmt: skip
     start, losses = time.perf_counter(), []
@@ -205,9 +214,11 @@ def _run_epoch(
             model,
             setup.step_module,
             x,
-            y,
+            recipe.vendor_targets(setup, x, y),
             itertools.islice(chunks, len(plan)),
             precision=setup.precision.precision,
+            temperature=config.soft_targets or 1.0,
+            worst_k=config.worst_k,
         )
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

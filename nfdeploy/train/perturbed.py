@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -45,10 +46,12 @@ class PerturbedWeights:
             for t, w in zip(self.model.targets, self.model.stored, strict=True)
         }
 
-    def for_seed(self, seed: int) -> dict[str, torch.Tensor]:
+    def for_seed(self, seed: int, ber: float | None = None) -> dict[str, torch.Tensor]:
+        """The weights for ``seed``, at ``ber`` instead of the spec's rate if given."""
+        spec = self.spec if ber is None else dataclasses.replace(self.spec, ber=ber)
         faulty = perturb(
             self.model.stored,
-            self.spec,
+            spec,
             seed=seed,
             threads=self.threads,
             namespace=self.model.namespace,
@@ -59,7 +62,8 @@ class PerturbedWeights:
         }
 
 
-ChunkJob = tuple[tuple[int | None, ...], tuple[float, ...]]  # seeds (None = clean), loss weights
+# seeds (None = clean), loss weights, BER (None = the spec's)
+ChunkJob = tuple[tuple[int | None, ...], tuple[float, ...], float | None]
 
 
 class StepWeights:
@@ -90,16 +94,18 @@ class StepWeights:
             return tensors
         return {k: v.pin_memory().to(self.device, non_blocking=True) for k, v in tensors.items()}
 
-    def plan(self, seeds: Sequence[int]) -> list[ChunkJob]:
+    def plan(self, seeds: Sequence[int], ber: float | None = None) -> list[ChunkJob]:
         sets: list[int | None] = [None, *seeds]
         return [
-            (tuple(sets[i : i + self.chunk]), tuple(self.loss_weights[i : i + self.chunk]))
+            (tuple(sets[i : i + self.chunk]), tuple(self.loss_weights[i : i + self.chunk]), ber)
             for i in range(0, len(sets), self.chunk)
         ]
 
     def build(self, job: ChunkJob) -> WeightChunk:
-        seeds, weights = job
-        sets = [self.clean if s is None else self._moved(self.weights.for_seed(s)) for s in seeds]
+        seeds, weights, ber = job
+        sets = [
+            self.clean if s is None else self._moved(self.weights.for_seed(s, ber)) for s in seeds
+        ]
         (chunk,) = chunk_weight_sets(sets, weights, len(sets))
         return chunk
 
