@@ -114,7 +114,7 @@ def test_fail_under_exits_nonzero(setup: dict[str, Path]) -> None:
     [
         (["--ber", "2"], "--ber 2"),
         (["--ber", "0.01", "--seed", "100"], "training range"),
-        (["--ber", "0.01", "--trials", "0"], "--trials 0"),
+        (["--ber", "0.01", "--trials", "0"], "'--trials': 0 is not in the range"),
         (["--ber", "0.01", "--bits", "9"], "--bits"),
         (["--ber", "0.01", "--preprocess", "mean=abc"], "mean"),
     ],

@@ -16,6 +16,11 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except NfdeployError as exc:
-        raise click.ClickException(str(exc)) from None
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise click.ClickException(one_line(str(exc))) from None
+    except (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError) as exc:
         raise click.ClickException(f"{exc.filename}: {exc.strerror}") from None
+
+
+def one_line(text: str) -> str:
+    """Messages are one line: a multi-line text (e.g. from a library) joined with '; '."""
+    return "; ".join(part.strip() for part in text.strip().splitlines() if part.strip())

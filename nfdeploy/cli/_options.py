@@ -1,7 +1,14 @@
-"""Options shared by several commands (fault model and tensor selection)."""
+"""Options shared by several commands, each declared once with its type and range.
+
+Commands take these decorators instead of repeating ``click.option(...)``, so ``--seed``,
+``--batch-size``, ``--threads``, ``--tensors`` and ``--storage`` accept exactly the same
+values everywhere and a bad value is refused by click, as one line naming the option,
+before any library code runs. This module must stay torch-free (``validate`` imports it).
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,9 +18,66 @@ from nfdeploy.faults.spec import FaultModel, Storage
 
 STORAGE_CHOICES = ["auto", *[s.value for s in Storage]]
 
+#: Seeds reach numpy's SeedSequence, torch.manual_seed and the kernel's 64-bit counter;
+#: 0 .. 2**63 - 1 is valid for all of them (and trial seeds seed + k stay below 2**64).
+MAX_SEED = 2**63 - 1
+SEED = click.IntRange(0, MAX_SEED)
+BATCH_SIZE = click.IntRange(min=1)
+THREADS = click.IntRange(min=0)
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _check_regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise click.BadParameter(
+            f"{value!r} is not a valid regular expression ({exc}); e.g. 'conv|fc\\.weight'."
+        ) from None
+    return value
+
+
+def seed_option(default: int, help: str | None = None) -> Decorator:
+    return click.option("--seed", type=SEED, default=default, show_default=True, help=help)
+
+
+def batch_size_option(default: int, help: str | None = None) -> Decorator:
+    return click.option(
+        "--batch-size", type=BATCH_SIZE, default=default, show_default=True, help=help
+    )
+
+
+def threads_option(help: str) -> Decorator:
+    return click.option("--threads", type=THREADS, default=0, show_default=True, help=help)
+
+
+def tensors_option() -> Decorator:
+    return click.option(
+        "--tensors",
+        default=None,
+        callback=_check_regex,
+        help="Regex: only initializers whose name matches.",
+    )
+
+
+def storage_option(help: str) -> Decorator:
+    return click.option(
+        "--storage",
+        type=click.Choice(STORAGE_CHOICES),
+        default="auto",
+        show_default=True,
+        help=help,
+    )
+
+
+STORAGE_HELP = "How weights are stored: auto = qdq for a QDQ model, else int8-tensor (paper)."
+
 
 def fault_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
+    options: list[Decorator] = [
         click.option(
             "--fault-model",
             type=click.Choice([m.value for m in FaultModel]),
@@ -22,13 +86,7 @@ def fault_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="flip: each bit flips with prob. BER. stuck-at: each cell faulty with prob. BER, "
             "stuck at 0/1 (reference '1%' = ~0.5% flips). chip-map: fixed map from --chip-map.",
         ),
-        click.option(
-            "--storage",
-            type=click.Choice(STORAGE_CHOICES),
-            default="auto",
-            show_default=True,
-            help="How weights are stored: auto = qdq for a QDQ model, else int8-tensor (paper).",
-        ),
+        storage_option(STORAGE_HELP),
         click.option(
             "--bits", default=None, help="Only these bit positions fail, e.g. '7' or '6-7'."
         ),
@@ -39,9 +97,7 @@ def fault_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Persistent cell map (.npz) for --fault-model chip-map; see `nfdeploy chipmap`.",
         ),
         click.option("--include-bias", is_flag=True, help="Also inject into Conv/Gemm biases."),
-        click.option(
-            "--tensors", default=None, help="Regex: only initializers whose name matches."
-        ),
+        tensors_option(),
     ]
     for option in reversed(options):
         fn = option(fn)

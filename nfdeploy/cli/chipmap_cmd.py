@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from nfdeploy.cli._errors import user_errors
+from nfdeploy.cli._options import STORAGE_HELP, seed_option, storage_option
 
 
 @click.command("chipmap")
@@ -21,10 +22,8 @@ from nfdeploy.cli._errors import user_errors
     required=True,
     help="Probability that a cell is faulty (stuck at 0 or 1, 1/2 each).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--storage", default="auto", show_default=True, help="Storage the map covers (see validate)."
-)
+@seed_option(0, "Seed of the cell map.")
+@storage_option(STORAGE_HELP + " The map covers this storage.")
 @click.option(
     "--out",
     required=True,

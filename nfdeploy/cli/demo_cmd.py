@@ -9,24 +9,30 @@ from nfdeploy.cli._errors import user_errors
 
 @click.command("demo")
 @click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True)
-@click.option("--epochs", type=int, default=3, show_default=True, help="Generator training epochs.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Generator training epochs.",
+)
 @click.option(
     "--vendor-epochs",
-    type=int,
+    type=click.IntRange(min=1),
     default=6,
     show_default=True,
     help="Epochs for the stand-in vendor model.",
 )
 @click.option(
     "--train-images",
-    type=int,
+    type=click.IntRange(min=1),
     default=4000,
     show_default=True,
     help="Training images for the generator.",
 )
 @click.option(
     "--ber",
-    type=float,
+    type=click.FloatRange(0.0, 1.0),
     default=0.02,
     show_default=True,
     help="Training and main validation BER (stuck-at).",

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 
 import click
 
@@ -28,17 +26,9 @@ def _dims(text: str | None, what: str) -> tuple[int, ...] | None:
 
 
 def _write_json_atomic(path: str, payload: dict[str, object]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".energy-", suffix=".json.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from nfdeploy.runtime.onnx_io import write_bytes_atomic
+
+    write_bytes_atomic(path, (json.dumps(payload, indent=2) + "\n").encode())
 
 
 @click.command("energy")

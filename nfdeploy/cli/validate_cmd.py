@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from nfdeploy.cli._errors import user_errors
-from nfdeploy.cli._options import fault_options
+from nfdeploy.cli._options import batch_size_option, fault_options, seed_option, threads_option
 
 
 @click.command("validate")
@@ -23,7 +23,12 @@ from nfdeploy.cli._options import fault_options
 @click.option(
     "--split", default="test", show_default=True, help="Split to use when the data has several."
 )
-@click.option("--limit", type=int, default=None, help="Use only this many images (seeded subset).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use only this many images (seeded subset).",
+)
 @click.option(
     "--preprocess",
     default=None,
@@ -38,23 +43,19 @@ from nfdeploy.cli._options import fault_options
     help="Bit error rate; repeat for a sweep.",
 )
 @click.option(
-    "--trials", type=int, default=10, show_default=True, help="Seeded fault patterns per BER."
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=50_000,
+    "--trials",
+    type=click.IntRange(1, 1_000_000),
+    default=10,
     show_default=True,
-    help="First trial seed (trial k uses seed+k).",
+    help="Seeded fault patterns per BER.",
 )
+@seed_option(50_000, "First trial seed (trial k uses seed+k).")
 @fault_options
 @click.option(
     "--faulty-generator", is_flag=True, help="Inject faults into the generator's weights too."
 )
-@click.option(
-    "--threads", type=int, default=0, show_default=True, help="onnxruntime threads (0 = all cores)."
-)
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@threads_option("onnxruntime threads (0 = all cores).")
+@batch_size_option(256)
 @click.option(
     "--report", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here."
 )
