@@ -8,6 +8,7 @@ instead of the second ``-`` is accepted too), directly or under ``raw/``.
 from __future__ import annotations
 
 import gzip
+import math
 import re
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < header:
         raise NfdeployError(f"{path}: truncated IDX header; re-download it")
     shape = tuple(int(v) for v in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)  # Python ints: np.prod would wrap around in int64
     if len(raw) < header + count * dtype.itemsize:
         raise NfdeployError(
             f"{path}: truncated IDX data (shape {shape} needs "

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,21 +47,60 @@ class ChipMap:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ChipMap:
+        """Read a map, refusing a truncated or corrupt file (never read as healthy cells)."""
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data["format"]) != FORMAT:
-                    raise KeyError("format")
-                n = int(data["n_cells"])
-                faulty = np.unpackbits(data["faulty"], count=n, bitorder="little").astype(bool)
-                value = np.unpackbits(data["stuck_value"], count=n, bitorder="little").astype(bool)
-        except (OSError, KeyError, ValueError) as exc:
+            with open(path, "rb") as handle:
+                data = np.load(handle, allow_pickle=False)
+                if not isinstance(data, np.lib.npyio.NpzFile):
+                    raise ValueError("not an .npz archive")
+                with data:
+                    if "format" not in data.files or str(data["format"]) != FORMAT:
+                        raise ValueError(f"no '{FORMAT}' format marker")
+                    missing = [
+                        k for k in ("n_cells", "faulty", "stuck_value") if k not in data.files
+                    ]
+                    if missing:
+                        raise ValueError(f"missing {', '.join(missing)}")
+                    n_cells, faulty_bytes, value_bytes = (
+                        data["n_cells"],
+                        data["faulty"],
+                        data["stuck_value"],
+                    )
+        except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise NfdeployError(
                 f"{path}: not a readable chip map ({exc}); make one with `nfdeploy chipmap`."
             ) from None
-        if n == 0:
+        if n_cells.shape != () or n_cells.dtype.kind not in "iu":
+            raise NfdeployError(f"{path}: corrupt chip map (n_cells is not one integer).")
+        n = int(n_cells)
+        if n <= 0:
             raise NfdeployError(f"{path}: the chip map has no cells.")
+        need = (n + 7) // 8
+        for name, packed in (("faulty", faulty_bytes), ("stuck_value", value_bytes)):
+            if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != need:
+                raise NfdeployError(
+                    f"{path}: truncated or corrupt chip map ({name} holds {packed.size:,} "
+                    f"{packed.dtype} values, {n:,} cells need {need:,} bytes); make it again "
+                    "with `nfdeploy chipmap`."
+                )
+        faulty = np.unpackbits(faulty_bytes, count=n, bitorder="little").astype(bool)
+        value = np.unpackbits(value_bytes, count=n, bitorder="little").astype(bool)
         return cls(faulty, value)
+
+    def coverage_note(self, cells: int) -> str | None:
+        """How the map lines up with ``cells`` stored weight bits, when it is not one to one."""
+        if cells == self.n_cells:
+            return None
+        if cells > self.n_cells:
+            return (
+                f"the chip map has {self.n_cells:,} cells but the weights have {cells:,} bits: "
+                f"it wraps around (bit i uses cell i mod {self.n_cells:,})"
+            )
+        return (
+            f"the chip map has {self.n_cells:,} cells but the weights have only {cells:,} bits: "
+            "only its first cells are used (was it made for another model?)"
+        )
 
     def save(
         self, path: str | os.PathLike[str], *, ber: float | None = None, seed: int | None = None

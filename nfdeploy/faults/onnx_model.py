@@ -86,7 +86,7 @@ def load_faultable(
     constants_to_initializers(model)
     batch = make_batch_dynamic(model)
     targets = find_fault_targets(batch.model, selection)
-    resolved = resolve_storage(targets, storage)
+    resolved = resolve_storage(targets, storage, name=str(path))
     return FaultableModel(
         path=path,
         sha256=file_sha256(path),

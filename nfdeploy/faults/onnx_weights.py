@@ -23,6 +23,16 @@ class TensorSelection:
     include_bias: bool = False
     pattern: str | None = None  # regular expression searched in initializer names
 
+    def __post_init__(self) -> None:
+        if self.pattern is None:
+            return
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise NfdeployError(
+                f"--tensors {self.pattern!r}: not a valid regular expression ({exc})."
+            ) from None
+
     def matches(self, name: str) -> bool:
         return self.pattern is None or re.search(self.pattern, name) is not None
 
@@ -172,10 +182,22 @@ def stored_weights(
     return result
 
 
-def resolve_storage(targets: Sequence[FaultTarget], requested: str) -> Storage:
+def resolve_storage(
+    targets: Sequence[FaultTarget], requested: str, *, name: str = "the model"
+) -> Storage:
     """'auto' means qdq for a quantized model, int8-tensor (the paper's default) otherwise."""
     if requested != "auto":
-        return Storage(requested)
+        try:
+            storage = Storage(requested)
+        except ValueError:
+            choices = ", ".join(["auto", *(s.value for s in Storage)])
+            raise NfdeployError(f"--storage {requested}: use one of {choices}.") from None
+        if storage is Storage.QDQ and targets and not any(t.qdq for t in targets):
+            raise NfdeployError(
+                f"--storage qdq: {name} has no int8 QDQ weights (it stores float weights); "
+                "use --storage int8-tensor to emulate int8 storage, or auto."
+            )
+        return storage
     return Storage.QDQ if any(t.qdq for t in targets) else Storage.INT8_TENSOR
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -47,6 +48,9 @@ def validate(
     threshold = _threshold(fail_under)
     generators = _as_tuple(generator)
     outputs = _output_paths(generators, report, plots)
+    for report_path, plots_path in outputs:
+        check_destination("--report", report_path, folder=False)
+        check_destination("--plots", plots_path, folder=True)
     results = run_validations(
         model=model,
         data=data,
@@ -119,6 +123,26 @@ def _output_paths(
         )
         for name in names
     ]
+
+
+def check_destination(flag: str, path: str | None, *, folder: bool) -> None:
+    """Refuse before any work an output path that cannot be written (named as the user gave it)."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir() and not folder:
+        raise NfdeployError(
+            f"{flag} {path}: is a folder; give a file name, e.g. {path}/report.json."
+        )
+    if target.exists() and not target.is_dir() and folder:
+        raise NfdeployError(f"{flag} {path}: is a file; give a folder for the PNG files.")
+    existing = target if folder and target.is_dir() else target.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise NfdeployError(
+            f"{flag} {path}: cannot write there ({existing} is not a writable folder)."
+        )
 
 
 def _energy(model: str, generator: str | None) -> dict[str, object]:

@@ -16,9 +16,11 @@ from tqdm import tqdm
 from nfdeploy import __version__
 from nfdeploy.data import Dataset, Preprocess, load_dataset
 from nfdeploy.errors import NfdeployError
+from nfdeploy.faults.chipmap import ChipMap
 from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import EVAL_SEED_START, TRAIN_SEED_RANGE, FaultModel, FaultSpec, Storage
+from nfdeploy.runtime.fit import check_generator, check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.runtime.session import make_session, run_logits
 from nfdeploy.validate.report import BerResult, Samples, TrialResult, ValidationReport
@@ -37,7 +39,15 @@ def resolve_preprocess(
     )
 
 
+MAX_SEED = 2**63 - 1  # numpy, torch and the kernel all take it; see nfdeploy.cli._options
+
+
 def check_seeds(seed: int, trials: int) -> list[int]:
+    if not 0 <= seed <= MAX_SEED or seed + trials - 1 > MAX_SEED:
+        raise NfdeployError(
+            f"--seed {seed}: trial seeds run from --seed to --seed + {trials - 1} and must stay "
+            f"within 0..{MAX_SEED} (2**63 - 1); use --seed {EVAL_SEED_START} (the default)."
+        )
     seeds = list(range(seed, seed + trials))
     low, high = TRAIN_SEED_RANGE
     if seed < high and seeds[-1] >= low:
@@ -54,6 +64,7 @@ def _check_generator(generator: FaultableModel, vendor: FaultableModel) -> None:
             f"{generator.path}: generator input {generator.input_dims} does not match the vendor "
             f"input {vendor.input_dims}; export the generator for this vendor model."
         )
+    check_generator(generator.proto, str(generator.path))
 
 
 class _Fuser:
@@ -66,9 +77,15 @@ class _Fuser:
         self.clean = None if generator is None else self.fuse(generator.clean_bytes())
 
     def fuse(self, model_bytes: bytes) -> np.ndarray:
-        return run_logits(
+        fused = run_logits(
             make_session(model_bytes, threads=self.threads), self.x, batch_size=self.batch
         )
+        if fused.shape != self.x.shape and self.generator is not None:
+            raise NfdeployError(
+                f"{self.generator.path}: not a generator: it maps {list(self.x.shape)} to "
+                f"{list(fused.shape)}; pass the generator.onnx written by `nfdeploy export`."
+            )
+        return fused
 
     def for_trial(self, spec: FaultSpec | None, seed: int) -> tuple[np.ndarray | None, int]:
         """Fused inputs for this trial and the number of generator bits changed."""
@@ -120,6 +137,10 @@ def run_validations(
     """
     if trials < 1:
         raise NfdeployError(f"--trials {trials}: need at least 1 trial.")
+    if batch_size < 1:
+        raise NfdeployError(f"--batch-size {batch_size}: need at least 1.")
+    if threads < 0:
+        raise NfdeployError(f"--threads {threads}: use 0 (all cores) or more.")
     if not bers:
         raise NfdeployError("--ber: give at least one bit error rate, e.g. --ber 0.01.")
     if fault_model is FaultModel.CHIP_MAP:
@@ -130,6 +151,8 @@ def run_validations(
         raise NfdeployError(
             f"{model}: no Conv/Gemm/MatMul weight tensors selected; check --tensors."
         )
+    classes = classifier_classes(vendor.proto, str(model))
+    chip_note = _chip_map_note(chip_map, vendor) if fault_model is FaultModel.CHIP_MAP else None
     # a faulty generator is stored like the vendor (a float G emulates int8 storage)
     gen_storage = "auto" if vendor.storage is Storage.QDQ else vendor.storage.value
     gens = [load_faultable(g, storage=gen_storage, namespace="generator/") for g in generators]
@@ -137,6 +160,7 @@ def run_validations(
         _check_generator(gen, vendor)
     pre = _shared_preprocess(preprocess, vendor, gens)
     dataset = load_dataset(data, split=split, limit=limit, seed=0, progress=progress)
+    check_labels(dataset.labels, classes, data=str(data), model=str(model))
     x, labels = pre.apply(dataset.images), dataset.labels
     specs = [
         FaultSpec(fault_model, float(b), vendor.storage, bit_positions, chip_map) for b in bers
@@ -176,7 +200,7 @@ def run_validations(
             bar.update(1)
             bar.set_postfix(ber=f"{spec.ber:g}", pa=f"{results[0][0].pa:.3f}")
     bar.close()
-    return [
+    reports = [
         ValidationReport(
             header=_header(vendor, fuser.generator, dataset.source, len(x), pre, specs[0], seeds,
                            faulty_generator),
@@ -184,6 +208,19 @@ def run_validations(
         )
         for k, fuser in enumerate(fusers)
     ]  # fmt: skip
+    for report in reports if chip_note else []:
+        report.header["fault"]["chip_map_note"] = chip_note
+    return reports
+
+
+def _chip_map_note(chip_map: Path | None, vendor: FaultableModel) -> str | None:
+    """Load the map now (a corrupt one is refused before any work) and say how it lines up."""
+    if chip_map is None:
+        return None  # FaultSpec says --chip-map is needed
+    note = ChipMap.load(chip_map).coverage_note(vendor.stored_bytes() * 8)
+    if note:
+        print(f"note: {chip_map}: {note}", file=sys.stderr)
+    return note
 
 
 def _shared_preprocess(
@@ -202,7 +239,13 @@ def _shared_preprocess(
 
 
 def predict(session: ort.InferenceSession, x: np.ndarray, batch_size: int) -> np.ndarray:
-    return np.argmax(run_logits(session, x, batch_size=batch_size), axis=1)
+    logits = run_logits(session, x, batch_size=batch_size)
+    if logits.ndim != 2 or logits.shape[0] != len(x):
+        raise NfdeployError(
+            f"the vendor model returned {list(logits.shape)} for {len(x)} images, not "
+            "[N, classes]; nfdeploy needs a classifier with one row of class scores per image."
+        )
+    return np.argmax(logits, axis=1)
 
 
 def _run_trial(

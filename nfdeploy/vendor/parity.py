@@ -54,8 +54,8 @@ def _session(path: Path, *, optimize: bool = True) -> Any:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise NfdeployError(
-            f"onnxruntime cannot load {path.name} for the parity check ({first_line(exc)}); "
-            "pass check_parity=False to skip it."
+            f"{path}: onnxruntime cannot load it for the parity check ({first_line(exc)}); "
+            "check that onnxruntime runs this model."
         ) from exc
 
 
@@ -64,12 +64,14 @@ def concrete_shape(module: VendorModule, override: Sequence[int] | None) -> list
         return [int(d) for d in override]
     shape = list(module.input_shape)
     if not shape:
-        raise NfdeployError("the model input has no declared shape; pass parity_input_shape.")
+        raise NfdeployError(
+            "the model input has no declared shape; re-export it with a fixed C x H x W input."
+        )
     if any(d is None for d in shape[1:]):
         dims = ", ".join("?" if d is None else str(d) for d in shape)
         raise NfdeployError(
-            f"the model input [{dims}] has symbolic non-batch dimensions; pass "
-            "parity_input_shape=(1, C, H, W) or check_parity=False."
+            f"the model input [{dims}] has open dimensions other than the batch; re-export it "
+            "with a fixed C x H x W input (only the batch may be dynamic)."
         )
     return [1 if shape[0] is None else int(shape[0])] + [int(d) for d in shape[1:] if d is not None]
 
@@ -82,8 +84,8 @@ def _run_ort(session: Any, name: str, x: np.ndarray, per_sample: bool) -> np.nda
         return np.asarray(session.run(None, {name: x})[0], dtype=np.float32)
     except Exception as exc:
         raise NfdeployError(
-            f"onnxruntime fails on the parity input {list(x.shape)} ({first_line(exc)}); pass "
-            "parity_input_shape or check_parity=False."
+            f"onnxruntime fails on the parity input {list(x.shape)} ({first_line(exc)}); check "
+            "that the model runs in onnxruntime at this input shape."
         ) from exc
 
 
@@ -139,7 +141,7 @@ def check_parity(
         except Exception as exc:
             raise NfdeployError(
                 f"parity check failed: the converted module raises at batch {batch} "
-                f"({first_line(exc)}); please report it (or pass check_parity=False)."
+                f"({first_line(exc)}); please report it with the model's exporter."
             ) from exc
         if got.shape != ref.shape:
             raise NfdeployError(
@@ -160,7 +162,7 @@ def check_parity(
             raise NfdeployError(
                 f"parity check failed vs onnxruntime: max abs diff {max_diff:.3g} at batch {batch} "
                 f"(atol {used_atol:.3g}, rtol {rtol:.3g}); the converter may mis-handle an "
-                "operator here, please report it (or pass check_parity=False to skip)."
+                "operator here; please report it with the model's exporter."
             )
         if fused is not None:
             ref_fused = _run_ort(fused, module.input_name, x, per_sample)
