@@ -67,7 +67,7 @@ def run_demo(
     _cli(["train", *quiet_flag, "--model", str(vendor), "--data", DATA, "--out", str(run),
           "--generator", "UNetS", "--epochs", str(epochs), "--limit", str(train_images),
           "--batch-size", "25", "--n-perturbed", "5", "--train-ber", f"{ber:g}", "--lr", "5e-3",
-          "--fault-model", "stuck-at", "--seed", "0"], log)  # fmt: skip
+          "--fault-model", "stuck-at", "--seed", "0", "--force"], log)  # fmt: skip
     print("\nstep 3: export the generator to ONNX", file=sys.stderr)
     _cli(["export", "--run", str(run), "--out", str(generator)], log)
     print(f"\nstep 4: validate in onnxruntime at BER {ber:g}, then a short sweep", file=sys.stderr)

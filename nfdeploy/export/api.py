@@ -22,6 +22,11 @@ def export(
     """Write generator.onnx (and optionally pipeline.onnx, generator.int8.onnx); returns a summary."""
     loaded = load_generator(run)
     vendor_path = model or loaded.config.vendor
+    run_folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    if not model and not Path(vendor_path).is_file():  # the tree moved: relative to the run
+        relative = (loaded.config.from_run or {}).get("vendor", vendor_path)
+        if (run_folder / relative).is_file():
+            vendor_path = str(run_folder / relative)
     if not Path(vendor_path).is_file():
         raise NfdeployError(f"{vendor_path}: vendor model not found; pass --model vendor.onnx.")
     generator, vendor, parity = build_generator_onnx(loaded, vendor_path)

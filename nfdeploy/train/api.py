@@ -3,20 +3,77 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.loop import train
-from nfdeploy.train.run_dir import RunDir
+from nfdeploy.train.run_dir import BEST, CONFIG, LAST, METRICS, RunDir
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH, DEFAULT_LR = 25, 1e-3  # the paper's batch and Adam lr
+
+#: What a run folder holds after train and export; --force removes these, nothing else.
+RUN_FILES = (CONFIG, METRICS, LAST, BEST, "generator.onnx", "generator.int8.onnx", "pipeline.onnx")
+DATA_PREFIXES = ("imagefolder", "cifar", "idx", "npz")
 
 
 def default_lr(batch_size: int) -> float:
     """Square-root scaling from the paper's lr at batch 25 (Adam's update size is ~lr)."""
     return DEFAULT_LR * math.sqrt(batch_size / DEFAULT_BATCH)
+
+
+def _is_main_rank() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def absolute_model_path(path: str) -> str:
+    """Model paths are stored absolute, so --resume works from any working directory."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def split_data_spec(spec: str) -> tuple[str, str | None]:
+    """('npz:', 'x.npz') for a prefixed path, ('', 'folder') for a plain one, (spec, None) for
+    the built-in 'synthetic[:N[:SEED]]'."""
+    head, sep, rest = spec.partition(":")
+    if head.lower() == "synthetic":
+        return spec, None
+    if sep and len(head) > 1 and head.lower() in DATA_PREFIXES:
+        return head + sep, rest
+    return "", spec
+
+
+def absolute_data_spec(spec: str) -> str:
+    """Like :func:`absolute_model_path` for data: 'synthetic' stays; 'npz:x.npz' keeps its prefix."""
+    prefix, path = split_data_spec(spec)
+    if path is None or not Path(path).expanduser().exists():
+        return spec  # load_dataset says what is wrong with it
+    return prefix + absolute_model_path(path)
+
+
+def paths_from_run(config: dict[str, Any], run: Path) -> dict[str, str]:
+    """The model and data paths relative to the run folder, stored beside the absolute ones,
+    so that a tree moved as a whole (another machine, another checkout) still resolves."""
+    paths = {key: config[key] for key in ("vendor", "surrogate") if config.get(key)}
+    _, data = split_data_spec(str(config.get("data", "")))
+    if data:
+        paths["data"] = data
+    return {
+        key: os.path.relpath(path, run.absolute())
+        for key, path in paths.items()
+        if Path(path).is_absolute()
+    }
+
+
+def _stored_path(text: str, relative: str | None, run: Path) -> Path | None:
+    """A path from config.json: absolute (or as typed by older runs, from here), then relative
+    to the run folder."""
+    path = Path(text).expanduser()
+    candidates = [path] + ([run / relative] if relative else []) + [run / path]
+    return next((c for c in candidates if c.exists()), None)
 
 
 def train_from_options(
@@ -25,16 +82,18 @@ def train_from_options(
     out: str | None,
     quiet: bool = False,
     stop_after: int | None = None,
+    force: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """New run: needs --model, --data and --out. Resume: reads config.json; only --epochs,
-    --device, --precision and --compile may change (a run can move between machines)."""
+    --device, --precision and --compile may change (a run can move between machines), and
+    --model, --data and --surrogate say where moved files are now."""
     epochs, device = options.pop("epochs"), options.pop("device", None)
     precision = "bf16" if options.pop("amp", False) else options.pop("precision", None)
     options.pop("precision", None)
     compile_passes = options.pop("compile_passes", None)
     if resume:
-        stored = RunDir(resume).read_config()["config"]
+        stored = _resume_config(Path(resume), options, force=force)
         if epochs is not None:
             stored["epochs"] = epochs
         if device is not None:
@@ -43,8 +102,10 @@ def train_from_options(
             stored["precision"] = precision
         if compile_passes is not None:
             stored["compile"] = compile_passes
+        config = TrainConfig.from_dict(stored)
+        preflight(config)
         return train(
-            config=TrainConfig.from_dict(stored),
+            config=config,
             out=resume,
             resume=True,
             quiet=quiet,
@@ -57,8 +118,13 @@ def train_from_options(
         raise NfdeployError(
             "--out is required for a new run: the folder for config, metrics and checkpoints."
         )
+    options["vendor"] = absolute_model_path(options["vendor"])
+    options["data"] = absolute_data_spec(options["data"])
+    if options.get("surrogate"):
+        options["surrogate"] = absolute_model_path(options["surrogate"])
     if options.get("lr") is None:
         options["lr"] = default_lr(int(options.get("batch_size") or DEFAULT_BATCH))
+    options["from_run"] = paths_from_run(options, Path(out))
     config = TrainConfig(
         epochs=DEFAULT_EPOCHS if epochs is None else epochs,
         device=device or "cpu",
@@ -66,4 +132,132 @@ def train_from_options(
         compile=bool(compile_passes),
         **options,
     )
-    return train(config=config, out=out, resume=False, quiet=quiet, stop_after=stop_after)
+    run = Path(out)
+    existed = _check_new_run_folder(run, force=force)
+    preflight(config)
+    if force and existed and _is_main_rank():
+        for name in RUN_FILES:
+            (run / name).unlink(missing_ok=True)
+    try:
+        return train(config=config, out=out, resume=False, quiet=quiet, stop_after=stop_after)
+    except BaseException:
+        if not existed and _is_main_rank():
+            _remove_unfinished(run)
+        raise
+
+
+def _check_new_run_folder(run: Path, *, force: bool) -> bool:
+    """Whether ``run`` already exists; refuses a folder with files in it unless --force."""
+    if not run.exists():
+        return False
+    if not run.is_dir():
+        raise NfdeployError(f"--out {run}: is a file; give a folder for the run.")
+    entries = sorted(p.name for p in run.iterdir())
+    if entries and not force:
+        if (run / CONFIG).is_file():
+            raise NfdeployError(
+                f"--out {run}: already holds a run; continue it with --resume {run}, or pass "
+                "--force to start over (deletes its metrics, checkpoints and generator.onnx)."
+            )
+        raise NfdeployError(
+            f"--out {run}: the folder is not empty ({', '.join(entries[:3])}"
+            f"{', ...' if len(entries) > 3 else ''}); give a new folder, or pass --force."
+        )
+    if force and entries and not (run / CONFIG).is_file():
+        raise NfdeployError(
+            f"--out {run}: not a run folder (no {CONFIG}) and not empty; --force only starts "
+            "over in a run folder. Give a new folder."
+        )
+    return True
+
+
+def _remove_unfinished(run: Path) -> None:
+    """A new run that failed before its first checkpoint leaves no folder behind."""
+    if not run.is_dir() or (run / LAST).exists():
+        return
+    for name in RUN_FILES:
+        (run / name).unlink(missing_ok=True)
+    for leftover in run.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    if not any(run.iterdir()):
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def preflight(config: TrainConfig) -> None:
+    """What can be checked before training: the models are classifiers, the labels fit them.
+
+    Runs before the run folder is created, so a mismatch leaves nothing behind.
+    """
+    from nfdeploy.data import load_dataset
+    from nfdeploy.runtime.fit import check_labels, classifier_classes
+    from nfdeploy.runtime.onnx_io import load_model_checked
+
+    classes: dict[str, int | None] = {}
+    for path in filter(None, (config.vendor, config.surrogate)):
+        classes[path] = classifier_classes(load_model_checked(path), path)
+    if (
+        config.surrogate
+        and None not in (classes[config.surrogate], classes[config.vendor])
+        and (classes[config.surrogate] != classes[config.vendor])
+    ):
+        raise NfdeployError(
+            f"--surrogate {config.surrogate}: {classes[config.surrogate]} classes, but the "
+            f"vendor model has {classes[config.vendor]}; the surrogate must predict the same classes."
+        )
+    data = load_dataset(
+        config.data, split="train", limit=config.limit, seed=config.seed, progress=False
+    )
+    check_labels(data.labels, classes[config.vendor], data=config.data, model=config.vendor)
+
+
+def _resume_config(run: Path, options: dict[str, Any], *, force: bool) -> dict[str, Any]:
+    """The stored config with moved files resolved; refuses a changed vendor file unless --force."""
+    from nfdeploy.faults.onnx_model import file_sha256
+
+    full = RunDir(run).read_config()
+    stored = full.get("config")
+    if not isinstance(stored, dict):
+        raise NfdeployError(f"{run / CONFIG}: has no 'config' section; the run folder is damaged.")
+    stored = dict(stored)
+    from_run = dict(stored.get("from_run") or {})
+    for key, flag, sha_key in (
+        ("vendor", "--model", "vendor_sha256"),
+        ("surrogate", "--surrogate", "gradient_model_sha256"),
+    ):
+        given = options.get(key)
+        if not given and not stored.get(key):
+            continue
+        found = Path(given) if given else _stored_path(str(stored[key]), from_run.get(key), run)
+        if given and not Path(given).is_file():
+            raise NfdeployError(f"{flag} {given}: no such file.")
+        if found is None:
+            raise NfdeployError(
+                f"{run / CONFIG}: the {key} model {stored[key]} is not there any more; "
+                f"pass {flag} PATH to say where it is now."
+            )
+        path = found
+        stored[key] = absolute_model_path(str(path))
+        recorded = full.get(sha_key)
+        if key == "vendor" or stored.get("surrogate"):
+            current = file_sha256(path)
+            if recorded and current != recorded and not force:
+                raise NfdeployError(
+                    f"{path}: changed since this run started (sha256 {recorded} recorded in "
+                    f"{run / CONFIG}, {current} now); resume with the original file, or pass "
+                    "--force to continue against this one."
+                )
+    if options.get("data"):
+        stored["data"] = absolute_data_spec(str(options["data"]))
+    else:
+        spec = str(stored.get("data", ""))
+        prefix, text = split_data_spec(spec)
+        if text:
+            found = _stored_path(text, from_run.get("data"), run)
+            if found is None:
+                raise NfdeployError(
+                    f"{run / CONFIG}: the training data {spec} is not there any more; pass "
+                    "--data PATH to say where it is now."
+                )
+            stored["data"] = prefix + absolute_model_path(str(found))
+    stored["from_run"] = paths_from_run(stored, run)
+    return stored

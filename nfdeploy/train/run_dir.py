@@ -31,7 +31,17 @@ class RunDir:
             raise NfdeployError(
                 f"{self.path}: no {CONFIG}; is this a run folder from `nfdeploy train`?"
             )
-        return dict(json.loads(path.read_text()))
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise NfdeployError(
+                f"{path}: not readable JSON ({exc}); the run folder is damaged."
+            ) from None
+        if not isinstance(data, dict):
+            raise NfdeployError(
+                f"{path}: not a run config (a JSON object); the run folder is damaged."
+            )
+        return data
 
     def append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.path / METRICS, "a") as handle:
