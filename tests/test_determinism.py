@@ -1,0 +1,76 @@
+"""validate is deterministic: identical runs give identical JSON apart from the timing fields,
+and the results do not depend on --threads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from nfdeploy.cli import main
+from tests.onnx_builders import CLASSES, IN_CHANNELS, SIZE, conv_bn_model
+from tests.test_validate_cli import _identity_generator
+
+#: Wall-clock fields: the header's creation time, the timing section, per-trial durations.
+TIMING_TRIAL_KEYS = ("inject_s", "infer_s")
+
+
+def without_timing(report: dict[str, Any]) -> dict[str, Any]:
+    report = {k: v for k, v in report.items() if k not in ("created", "timing")}
+    report["results"] = [
+        {
+            **row,
+            "trials": [
+                {k: v for k, v in t.items() if k not in TIMING_TRIAL_KEYS} for t in row["trials"]
+            ],
+        }
+        for row in report["results"]
+    ]
+    return report
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    vendor = tmp_path / "vendor.onnx"
+    onnx.save(conv_bn_model(seed=1), str(vendor))
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (80, 1, 1, IN_CHANNELS))
+    images = np.clip(colours + rng.integers(-20, 21, (80, SIZE, SIZE, IN_CHANNELS)), 0, 255)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=images.astype(np.uint8), y=rng.integers(0, CLASSES, 80))
+    generator = _identity_generator(tmp_path / "generator.onnx", delta=0.1)
+    return {"vendor": vendor, "data": data, "generator": generator}
+
+
+def _validate(inputs: dict[str, Path], report: Path, *extra: str) -> dict[str, Any]:
+    args = [
+        "validate", "-q", "--model", str(inputs["vendor"]), "--data", str(inputs["data"]),
+        "--generator", str(inputs["generator"]), "--preprocess", "unit", "--ber", "0.02",
+        "--ber", "0.1", "--trials", "3", "--fault-model", "stuck-at", "--report", str(report),
+        "--batch-size", "16", *extra,
+    ]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(report.read_text()))
+
+
+def test_identical_runs_give_identical_reports(inputs: dict[str, Path], tmp_path: Path) -> None:
+    first = _validate(inputs, tmp_path / "a.json", "--threads", "1")
+    second = _validate(inputs, tmp_path / "b.json", "--threads", "1")
+    assert json.dumps(without_timing(first), sort_keys=True) == json.dumps(
+        without_timing(second), sort_keys=True
+    )
+    assert any(t["bits_changed"] > 0 for row in first["results"] for t in row["trials"])
+
+
+def test_results_do_not_depend_on_threads(inputs: dict[str, Path], tmp_path: Path) -> None:
+    one = _validate(inputs, tmp_path / "one.json", "--threads", "1")
+    two = _validate(inputs, tmp_path / "two.json", "--threads", "2")
+    assert without_timing(one)["results"] == without_timing(two)["results"]
+    batch = _validate(inputs, tmp_path / "batch.json", "--threads", "1", "--batch-size", "7")
+    assert without_timing(one)["results"] == without_timing(batch)["results"]
