@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -65,16 +65,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=64, help="images per request (max)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument(
+        "--protocol", choices=["v1", "v2"], default="v1",
+        help="v1: server.py's raw-tensor API; v2: the Open Inference Protocol (KServe v2 REST, "
+        "as Triton, KServe and server.py serve it), needs --model-name",
+    )  # fmt: skip
+    parser.add_argument("--model-name", help="with --protocol v2: the NAME in /v2/models/NAME")
     return parser
 
 
 # --------------------------------------------------------------------------- server
 class Remote:
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        *,
+        protocol: str = "v1",
+        model_name: str | None = None,
+        batch_size: int = 64,
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise UsageError(f"--url {url!r}: expected http://HOST:PORT")
         self.url, self.timeout = url.rstrip("/"), timeout
+        self.protocol, self.batch_size = protocol, batch_size
+        if protocol == "v2":
+            self._open_v2(model_name)
+            return
         self.info = self._call(urllib.request.Request(f"{self.url}/v1/info"))
         try:
             dims = self.info["input"]["shape"]
@@ -82,6 +100,50 @@ class Remote:
             self.max_bytes = int(self.info["max_bytes"])
         except (KeyError, TypeError, ValueError, IndexError):
             raise UsageError(f"{self.url}/v1/info: not a server.py-style answer") from None
+
+    def _open_v2(self, model_name: str | None) -> None:
+        """Model metadata from an Open Inference Protocol server (Triton, KServe, server.py)."""
+        if not model_name:
+            raise UsageError("--protocol v2 needs --model-name NAME (the /v2/models/NAME route)")
+        self.model_url = f"{self.url}/v2/models/{quote(model_name, safe='')}"
+        meta = self._call(urllib.request.Request(self.model_url))
+        try:
+            tensor = meta["inputs"][0]
+            self.input_name = str(tensor["name"])
+            if tensor.get("datatype", "FP32") != "FP32":
+                raise UsageError(f"{self.model_url}: input datatype {tensor['datatype']}, not FP32")
+            dims = tensor["shape"]
+            self.chw = [d if isinstance(d, int) and d > 0 else None for d in dims[1:]]
+            if len(self.chw) != 3:
+                raise UsageError(f"{self.model_url}: input shape {dims} is not N,C,H,W")
+        except (KeyError, TypeError, IndexError):
+            raise UsageError(f"{self.model_url}: not an Open Inference Protocol answer") from None
+        params = meta.get("parameters")
+        params = params if isinstance(params, dict) else {}
+        self.info = {"preprocess": params.get("preprocess"), "fault": params.get("fault")}
+
+    def _predict_v2(self, x: np.ndarray) -> np.ndarray:
+        outputs = []
+        for start in range(0, len(x), self.batch_size):
+            chunk = np.ascontiguousarray(x[start : start + self.batch_size], dtype=np.float32)
+            payload = {"inputs": [{"name": self.input_name, "shape": list(chunk.shape),
+                                   "datatype": "FP32", "data": _compact(chunk)}]}  # fmt: skip
+            request = urllib.request.Request(
+                f"{self.model_url}/infer", data=json.dumps(payload).encode(), method="POST",
+                headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            answer = self._call(request)
+            try:
+                out = answer["outputs"][0]
+                logits = np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise UsageError(
+                    f"{self.model_url}/infer: answer without an output tensor"
+                ) from None
+            if logits.ndim != 2 or len(logits) != len(chunk):
+                raise UsageError(f"{self.model_url}/infer: output of shape {logits.shape}")
+            outputs.append(logits)
+        return np.concatenate(outputs)
 
     def _call(self, request: urllib.request.Request) -> dict[str, Any]:
         try:
@@ -106,6 +168,8 @@ class Remote:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits for float32 (N, C, H, W), in requests that fit the server's size limit."""
+        if self.protocol == "v2":
+            return self._predict_v2(x)
         per_image = int(np.prod(x.shape[1:])) * 4
         step = self.max_bytes // per_image
         if step < 1:
@@ -129,6 +193,11 @@ class Remote:
                 raise UsageError(f"{self.url}/v1/predict: logits of shape {logits.shape}")
             outputs.append(logits)
         return np.concatenate(outputs)
+
+
+def _compact(x: np.ndarray) -> list[float]:
+    """float32 values as the shortest decimals that read back exactly (9 significant digits)."""
+    return [float(f"{v:.9g}") for v in x.ravel().tolist()]
 
 
 def _error_text(body: bytes) -> str:
@@ -228,7 +297,10 @@ def run(args: argparse.Namespace) -> int:
     if args.compare and not args.generator:
         raise UsageError("--compare needs --generator (it compares without and with G)")
     files = collect_images(args.images)  # before any network traffic
-    remote = Remote(args.url, args.timeout)
+    remote = Remote(
+        args.url, args.timeout, protocol=args.protocol, model_name=args.model_name,
+        batch_size=args.batch_size,
+    )  # fmt: skip
     gen = Generator(args.generator, remote.chw) if args.generator else None
     pre = resolve_preprocess(args, gen, remote)
     if args.compare:

@@ -11,6 +11,13 @@ Protocol (see README.md):
                     headers: X-Shape: N,C,H,W   Content-Type: application/octet-stream
                              (optional) X-Dtype: float32
                     -> JSON {"shape": [N, K], "logits": [[...]], "predictions": [...]}
+Open Inference Protocol (KServe v2 REST, as Triton and KServe serve it; model name: --name):
+  GET  /v2/health/live, /v2/health/ready, /v2/models/NAME/ready -> {"live"|"ready": true}
+  GET  /v2/models/NAME        -> model metadata: inputs/outputs with datatype FP32 and shape
+  POST /v2/models/NAME/infer  body JSON {"inputs": [{"name", "shape": [N,C,H,W],
+                              "datatype": "FP32", "data": [...]}]}
+                              -> {"model_name", "outputs": [{"name", "shape": [N, K],
+                                  "datatype": "FP32", "data": [... row-major ...]}]}
 Errors are JSON {"error": "..."}: 400 malformed, 404 unknown path, 405 wrong method,
 411 no Content-Length, 413 body over --max-bytes, 415 wrong Content-Type, 500 model failure.
 """
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import signal
 import sys
 import threading
@@ -26,7 +35,7 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
@@ -36,8 +45,11 @@ from nfdeploy.runtime import load_model_checked, make_session, metadata_dict
 HOST = "127.0.0.1"
 PREPROCESS_KEY = "nfdeploy.preprocess"
 ROUTES = {"/v1/predict": "POST", "/v1/info": "GET"}
+V2_ROUTES = {"/v2": "GET", "/v2/health/live": "GET", "/v2/health/ready": "GET"}
+V2_MODEL = re.compile(r"^/v2/models/([^/]+)(/ready|/infer)?$")
 DRAIN_LIMIT = 16 << 20  # read (and drop) at most this much of a refused body
 FLOAT32_NAMES = {"float32", "f4", "<f4", "float"}
+MAX_SEED = 2**63 - 1  # the range nfdeploy's own --seed accepts
 
 
 class UsageError(Exception):
@@ -69,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-bytes", type=int, default=8 << 20, help="largest request body (default 8 MiB)"
     )
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0 = auto)")
+    parser.add_argument(
+        "--name", help="model name in the /v2/models/NAME routes (default: the file's stem)"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     return parser
 
@@ -97,6 +112,7 @@ class Predictor:
                 f"{path}: expected one float32 (N, C, H, W) input, got "
                 + ", ".join(f"{i.name} {i.type} {i.shape}" for i in inputs)
             )
+        self.name = getattr(args, "name", None) or path.stem
         self.input_name = inputs[0].name
         self.dims = [d if isinstance(d, int) and d > 0 else None for d in inputs[0].shape]
         self.output = self.session.get_outputs()[0]
@@ -127,14 +143,29 @@ class Predictor:
                       "stored_bytes": model.stored_bytes()}  # fmt: skip
         return model_bytes, model.metadata
 
-    def check_shape(self, shape: list[int]) -> str | None:
+    def check_shape(self, shape: list[int], label: str = "X-Shape") -> str | None:
         if len(shape) != 4 or any(d < 1 for d in shape):
-            return f"X-Shape {shape}: need 4 positive sizes N,C,H,W"
+            return f"{label} {shape}: need 4 positive sizes N,C,H,W"
         for axis, (got, want) in enumerate(zip(shape[1:], self.dims[1:], strict=True), 1):
             if want is not None and got != want:
                 expected = ",".join("N" if d is None else str(d) for d in self.dims)
-                return f"X-Shape {','.join(map(str, shape))}: axis {axis} must be {want} (model input is {expected})"
+                return f"{label} {','.join(map(str, shape))}: axis {axis} must be {want} (model input is {expected})"
         return None
+
+    def v2_metadata(self) -> dict[str, Any]:
+        """Model metadata as the Open Inference Protocol defines it (-1 = any size)."""
+        out_shape = [d if isinstance(d, int) and d > 0 else -1 for d in self.output.shape]
+        return {
+            "name": self.name,
+            "versions": ["1"],
+            "platform": "onnxruntime_onnx",
+            "inputs": [
+                {"name": self.input_name, "datatype": "FP32",
+                 "shape": [-1 if d is None else d for d in self.dims]}
+            ],
+            "outputs": [{"name": self.output.name, "datatype": "FP32", "shape": out_shape}],
+            "parameters": {"preprocess": self.info["preprocess"], "fault": self.fault},
+        }  # fmt: skip
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         fixed = self.dims[0]
@@ -155,6 +186,9 @@ class Predictor:
 # --------------------------------------------------------------------------- HTTP
 class PredictServer(ThreadingHTTPServer):
     daemon_threads = True
+    # listen() backlog: socketserver's default of 5 reset about 1% of connections at 20
+    # concurrent clients; the kernel caps this at net.core.somaxconn (4096 on current Linux).
+    request_queue_size = 1024
 
     def __init__(self, port: int, predictor: Predictor, max_bytes: int, quiet: bool) -> None:
         self.predictor, self.max_bytes, self.quiet = predictor, max_bytes, quiet
@@ -192,7 +226,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         path = urlsplit(self.path).path
-        if path not in ROUTES:
+        if path in V2_ROUTES or V2_MODEL.match(path):
+            self._v2(method, path)
+        elif path not in ROUTES:
             self._send(404, {"error": f"no such endpoint {path}; try GET /v1/info"})
         elif method != ROUTES[path]:
             self._send(
@@ -203,6 +239,135 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, self.app.predictor.info)
         else:
             self._predict()
+
+    def _v2(self, method: str, path: str) -> None:
+        """The Open Inference Protocol routes (KServe v2 REST)."""
+        match = V2_MODEL.match(path)
+        want = "POST" if match and match.group(2) == "/infer" else "GET"
+        if method != want:
+            self._send(405, {"error": f"{path} accepts {want}, not {method}"}, {"Allow": want})
+            return
+        predictor = self.app.predictor
+        if match is None:
+            body: dict[str, Any] = {
+                "/v2": {"name": "nfdeploy-remote-api", "version": "1", "extensions": []},
+                "/v2/health/live": {"live": True},
+                "/v2/health/ready": {"ready": True},
+            }[path]
+            self._send(200, body)
+            return
+        name, action = unquote(match.group(1)), match.group(2)
+        if name != predictor.name:
+            self._send(
+                404, {"error": f"unknown model {name!r}; this server serves {predictor.name!r}"}
+            )
+        elif action is None:
+            self._send(200, predictor.v2_metadata())
+        elif action == "/ready":
+            self._send(200, {"name": name, "ready": True})
+        else:
+            self._infer_v2()
+
+    def _infer_v2(self) -> None:
+        predictor = self.app.predictor
+        length = self._content_length()
+        if length is None:
+            return
+        content_type = self.headers.get("Content-Type", "application/json")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            self._refuse(415, f"Content-Type {content_type!r}: send application/json", length)
+            return
+        if self.headers.get("Inference-Header-Content-Length") is not None:
+            self._refuse(
+                400, "the binary tensor data extension is not supported; send JSON data", length
+            )
+            return
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            self.close_connection = True
+            return
+        try:
+            request = json.loads(body)
+            inputs = request["inputs"]
+            if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+                raise ValueError("'inputs' must hold exactly one tensor")
+            tensor = inputs[0]
+            if tensor.get("name") != predictor.input_name:
+                raise ValueError(
+                    f"input name {tensor.get('name')!r}: the model's input is {predictor.input_name!r}"
+                )
+            if tensor.get("datatype") != "FP32":
+                raise ValueError(f"datatype {tensor.get('datatype')!r}: only FP32 is accepted")
+            shape = tensor["shape"]
+            if not isinstance(shape, list) or not all(type(d) is int for d in shape):
+                raise ValueError("'shape' must be a list of integers")
+        except (ValueError, KeyError, TypeError) as exc:
+            text = exc.args[0] if isinstance(exc, ValueError) and exc.args else f"missing {exc}"
+            self._send(400, {"error": f"bad inference request: {text}"})
+            return
+        problem = predictor.check_shape(shape, label="shape")
+        if problem:
+            self._send(400, {"error": problem})
+            return
+        try:
+            x = np.asarray(tensor["data"], dtype=np.float32)
+        except (KeyError, ValueError, TypeError):
+            self._send(400, {"error": "'data' must be a list of numbers"})
+            return
+        if x.size != math.prod(shape):
+            self._send(
+                400,
+                {
+                    "error": f"'data' holds {x.size} values but shape {shape} needs {math.prod(shape)}"
+                },
+            )
+            return
+        x = x.reshape(shape)
+        if not np.isfinite(x).all():
+            self._send(400, {"error": "tensor holds NaN or infinite values"})
+            return
+        try:
+            logits = predictor.predict(x)
+        except Exception as exc:
+            text = str(exc).strip()
+            self._send(
+                500,
+                {"error": f"model failed: {text.splitlines()[0] if text else type(exc).__name__}"},
+            )
+            return
+        answer: dict[str, Any] = {
+            "model_name": predictor.name,
+            "model_version": "1",
+            "outputs": [
+                {"name": predictor.output.name, "datatype": "FP32", "shape": list(logits.shape),
+                 "data": logits.astype(np.float32).ravel().tolist()}
+            ],
+        }  # fmt: skip
+        if isinstance(request.get("id"), str):
+            answer["id"] = request["id"]
+        self._send(200, answer)
+
+    def _content_length(self) -> int | None:
+        """The declared body length, or None after answering 411 / 400 / 413."""
+        raw_length = self.headers.get("Content-Length")
+        if raw_length is None:
+            self._send(411, {"error": "Content-Length header required"})
+            return None
+        try:
+            length = int(raw_length)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self._refuse(400, f"bad Content-Length {raw_length!r}", 0)
+            return None
+        if length > self.app.max_bytes:
+            self._refuse(
+                413, f"body of {length} bytes exceeds the server limit of {self.app.max_bytes} "
+                "bytes; send fewer images per request", length,
+            )  # fmt: skip
+            return None
+        return length
 
     def _send(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -273,7 +438,7 @@ class Handler(BaseHTTPRequestHandler):
         if problem:
             self._refuse(400, problem, length)
             return
-        need = int(np.prod(shape)) * 4
+        need = math.prod(shape) * 4  # Python ints: a huge X-Shape must not wrap around
         if need != length:
             self._refuse(
                 400,
@@ -321,6 +486,12 @@ def serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port}: must be 0..65535 (0 = any free port)")
     if args.max_bytes < 1:
         raise UsageError(f"--max-bytes {args.max_bytes}: must be >= 1")
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed {args.seed}: must be 0..{MAX_SEED} (2**63 - 1)")
+    if args.threads < 0:
+        raise UsageError(f"--threads {args.threads}: must be >= 0 (0 = auto)")
+    if args.ber is not None and not 0.0 <= args.ber <= 1.0:
+        raise UsageError(f"--ber {args.ber}: a bit error rate is a number in [0, 1], e.g. 0.01")
     predictor = Predictor(args)
     try:
         server = PredictServer(args.port, predictor, args.max_bytes, args.quiet)

@@ -12,6 +12,7 @@ import re
 import selectors
 import socket
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -250,6 +251,97 @@ def test_server_refuses_bad_settings(
 ) -> None:
     code = load_example("remote_api/server.py").main(["--model", str(tiny_models["vendor"]), *argv])
     assert message in one_line_error(code, capsys.readouterr().err)
+
+
+def test_open_inference_protocol(
+    server: dict[str, Any], faulty_vendor: tuple[ort.InferenceSession, ort.InferenceSession]
+) -> None:
+    """KServe v2 REST: health, model metadata and infer, with the model named by its file."""
+    port = server["port"]
+    assert call(port, "GET", "/v2/health/ready")[::2] == (200, {"ready": True})
+    assert call(port, "GET", "/v2/models/vendor/ready")[::2] == (
+        200,
+        {"name": "vendor", "ready": True},
+    )
+    status, _, meta = call(port, "GET", "/v2/models/vendor")
+    assert status == 200 and meta["name"] == "vendor"
+    assert meta["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 8, 8]}]
+    assert meta["parameters"]["fault"]["seed"] == SEED
+    x = (np.random.default_rng(4).integers(-8, 9, (2, 3, 8, 8)) / 8).astype(np.float32)
+    request = {"id": "r1", "inputs": [{"name": "input", "shape": [2, 3, 8, 8], "datatype": "FP32",
+                                       "data": x.ravel().tolist()}]}  # fmt: skip
+    json_headers = {"Content-Type": "application/json"}
+    status, _, answer = call(
+        port, "POST", "/v2/models/vendor/infer", json.dumps(request).encode(), json_headers
+    )
+    assert status == 200, answer
+    assert answer["model_name"] == "vendor" and answer["id"] == "r1"
+    (output,) = answer["outputs"]
+    assert output["datatype"] == "FP32" and output["shape"] == [2, 5]
+    expected = faulty_vendor[0].run(None, {"input": x})[0]
+    np.testing.assert_allclose(
+        np.asarray(output["data"], np.float32).reshape(2, 5), expected, rtol=1e-5, atol=1e-5
+    )
+    bad = [
+        ("/v2/models/other/infer", request, 404, "unknown model 'other'"),
+        ("/v2/models/vendor/infer", {"inputs": []}, 400, "exactly one tensor"),
+        ("/v2/models/vendor/infer", {**request, "inputs": [{**request["inputs"][0], "datatype": "INT8"}]}, 400, "FP32"),
+        ("/v2/models/vendor/infer", {**request, "inputs": [{**request["inputs"][0], "shape": [1, 3, 8, 8]}]}, 400, "needs 192"),
+        ("/v2/models/vendor/infer", {**request, "inputs": [{**request["inputs"][0], "name": "x"}]}, 400, "input name 'x'"),
+    ]  # fmt: skip
+    for path, body, want, message in bad:
+        status, _, answer = call(port, "POST", path, json.dumps(body).encode(), json_headers)
+        assert status == want and message in answer["error"], (path, answer)
+    status, _, answer = call(port, "GET", "/v2/models/vendor/infer")
+    assert status == 405
+
+
+def test_client_speaks_open_inference_protocol(
+    server: dict[str, Any], tiny_models: dict[str, Path], run_torch_free: Callable[..., Any],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """client.py --protocol v2 gives the same accuracies as over server.py's own API."""
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "test.npz", x=rng.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8),
+             y=rng.integers(0, 5, 12))  # fmt: skip
+    common = ["--url", f"http://127.0.0.1:{server['port']}", "--generator",
+              str(tiny_models["generator"]), "--compare", str(tmp_path / "test.npz"), "--json"]  # fmt: skip
+    reports = []
+    for extra in ([], ["--protocol", "v2", "--model-name", "vendor", "--batch-size", "1"]):
+        result = run_torch_free(CLIENT, *common, *extra)
+        assert result.returncode == 0, result.stderr
+        reports.append(json.loads(result.stdout))
+    for key in ("images", "accuracy_without_generator", "accuracy_with_generator", "fault"):
+        assert reports[0][key] == reports[1][key], key
+
+
+def test_serves_200_concurrent_requests(server: dict[str, Any]) -> None:
+    """200 clients connect at once (loopback, bounded by timeouts): none is reset or dropped."""
+    count = 200
+    body = np.zeros((1, 3, 8, 8), "<f4").tobytes()
+    barrier = threading.Barrier(count, timeout=30)
+    results: list[object] = [None] * count
+
+    def one(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=30)
+        try:
+            barrier.wait()
+            conn.request("POST", "/v1/predict", body=body, headers=tensor_headers("1,3,8,8"))
+            response = conn.getresponse()
+            response.read()
+            results[index] = response.status
+        except Exception as exc:  # recorded, so the assertion shows what went wrong
+            results[index] = repr(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    failed = [r for r in results if r != 200]
+    assert not failed, f"{len(failed)} of {count} failed: {failed[:5]}"
 
 
 def test_server_stops_cleanly(server: dict[str, Any]) -> None:
