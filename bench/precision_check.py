@@ -31,6 +31,15 @@ def nfdeploy(*args: str) -> None:
     subprocess.run(command, check=True)
 
 
+def ensure_demo_vendor(path: Path) -> Path:
+    """The demo's stand-in vendor (6 epochs on the synthetic data, seed 0), built once."""
+    if not path.exists():
+        pre = Preprocess.parse(DEMO_PREPROCESS)
+        model, _ = train_vendor(load_dataset("synthetic", split="train"), pre=pre, epochs=6, seed=0)
+        export_vendor(model, pre, path)
+    return path
+
+
 def one_run(vendor: Path, out: Path, precision: str, epochs: int) -> dict[str, float]:
     run = out / f"run-{precision}"
     start = time.perf_counter()
@@ -63,11 +72,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    vendor = args.out / "vendor.onnx"
-    if not vendor.exists():
-        pre = Preprocess.parse(DEMO_PREPROCESS)
-        model, _ = train_vendor(load_dataset("synthetic", split="train"), pre=pre, epochs=6, seed=0)
-        export_vendor(model, pre, vendor)
+    vendor = ensure_demo_vendor(args.out / "vendor.onnx")
     results = {p: one_run(vendor, args.out, p, args.epochs) for p in ("fp32", "bf16")}
     (args.out / "summary.json").write_text(json.dumps(results, indent=2))
     print(f"\n{'precision':<10} {'train s':>8} {'held-out CA(NF)':>16} {'held-out PA(NF)':>16}")

@@ -95,6 +95,11 @@ def test_worst_k_keeps_the_largest_perturbed_losses(tmp_path: Path) -> None:
     _close(_ours(path, y, worst_k=N), _ours(path, y))
 
 
+def test_no_perturbed_models_is_plain_training() -> None:
+    assert loss_weights(0, LAM) == [1.0]
+    assert loss_weights(2, LAM) == [1.0, 2.5, 2.5]
+
+
 def test_ber_warmup_ramps_to_the_target() -> None:
     config = TrainConfig(vendor="v", data="d", train_ber=0.01, ber_warmup=0.5)
     bers = [step_ber(config, step, 10) for step in range(10)]

@@ -48,7 +48,7 @@ def autocast(
 
 def loss_weights(n_perturbed: int, lam: float) -> list[float]:
     """1 for the clean model, lambda / N for each perturbed one."""
-    return [1.0] + [lam / n_perturbed] * n_perturbed
+    return [1.0] + ([lam / n_perturbed] * n_perturbed if n_perturbed else [])
 
 
 def chunk_weight_sets(

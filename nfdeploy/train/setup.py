@@ -91,7 +91,9 @@ def free_core(device: torch.device) -> bool:
     """
     if device.type != "cpu":
         return True
-    return torch.get_num_threads() < len(os.sched_getaffinity(0))
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere all cores count
+    cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
+    return torch.get_num_threads() < cores
 
 
 def resolve_preprocess(text: str | None, model: FaultableModel) -> Preprocess:
