@@ -140,6 +140,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     np.savez(data, x=_images(60), y=labels)
     bad_labels = root / "labels7.npz"
     np.savez(bad_labels, x=_images(60), y=np.where(labels == 0, 7, labels))
+    empty = root / "empty.npz"
+    np.savez(empty, x=_images(0), y=np.zeros(0, np.int64))
     garbage = root / "garbage.onnx"
     garbage.write_bytes(b"\x00not a model" * 10)
     text = root / "notes.txt"
@@ -159,6 +161,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "vendor": vendor,
         "data": data,
         "labels7": bad_labels,
+        "empty": empty,
         "generator": _identity_generator(root / "generator.onnx"),
         "conv_only": _conv_only(root / "conv_only.onnx", declare_output=True),
         "conv_open": _conv_only(root / "conv_open.onnx", declare_output=False),
@@ -243,6 +246,8 @@ CASES = [
     Case("validate-data-text-file", [*VR, "--data", "{text}"], "notes.txt", ("r.json",)),
     Case("validate-data-absurd-idx", [*VR, "--data", "{idx}"], "t10k-images", ("r.json",)),
     Case("validate-data-synthetic-bad", [*VR, "--data", "synthetic:x"], "synthetic:x"),
+    Case("validate-data-empty", [*VR, "--data", "{empty}"], "empty.npz", ("r.json",)),
+    Case("validate-split-bogus", [*VR, "--split", "bogus"], "split 'bogus'", ("r.json",)),
     # --- chip maps
     Case("validate-chip-map-needed", [*VR, "--fault-model", "chip-map"], "--chip-map"),
     Case(
@@ -342,6 +347,8 @@ CASES = [
     Case("train-external-missing", _train(model="{ext_missing}"), "weights.bin", RUN),
     Case("train-surrogate-not-classes", _train("--surrogate", "{conv_only}"), "conv_only", RUN),
     Case("train-data-missing", _train(data="{out}/nodata"), "nodata", RUN),
+    Case("train-data-empty", _train(data="{empty}"), "empty.npz", RUN),
+    Case("train-batch-beyond-data", _train("--batch-size", "1000"), "--batch-size 1000", RUN),
     # --- train: run folders
     Case(
         "train-out-existing-run",
@@ -373,6 +380,17 @@ CASES = [
     Case("energy-model-missing", ["energy", "--model", "{missing}"], "missing.onnx"),
     Case("energy-model-garbage", ["energy", "--model", "{garbage}"], "garbage.onnx"),
     Case("energy-input-shape", ["energy", "--model", "{vendor}", "--input-shape", "0x3"], "0x3"),
+    Case(
+        "energy-generator-is-vendor",
+        ["energy", "--model", "{vendor}", "--generator", "{vendor}", "--json", "{out}/e.json"],
+        "vendor model itself",
+        ("e.json",),
+    ),
+    Case(
+        "energy-json-under-file",
+        ["energy", "--model", "{vendor}", "--json", "{a_file}/e.json"],
+        "a_file/e.json",
+    ),
     Case("energy-array", ["energy", "--model", "{vendor}", "--array", "32"], "--array", code=2),
     # --- demo
     Case("demo-epochs-0", ["demo", "--epochs", "0", "--out", "{out}/demo"], "--epochs", ("demo",)),

@@ -99,6 +99,8 @@ def load_dataset(
             ds = load_idx(path, split=split)
         else:
             ds = load_npz(path, split=split)
+    if len(ds) == 0:
+        raise NfdeployError(f"data set '{spec}' ({split} split): it holds no images.")
     if limit is not None and limit < len(ds):
         ds = ds.subset(limit, seed=seed)
     return ds

@@ -62,6 +62,11 @@ def load_npz(path: Path, *, split: str = "test") -> Dataset:
             if f"x_{split}" in keys and f"y_{split}" in keys:
                 xk, yk = f"x_{split}", f"y_{split}"
             elif "x" in keys and "y" in keys:
+                if split not in ("train", "test"):
+                    raise NfdeployError(
+                        f"{path}: no split '{split}' (no 'x_{split}'/'y_{split}'); this file has "
+                        "one set 'x'/'y', used for --split train or test"
+                    )
                 xk, yk = "x", "y"
             else:
                 raise NfdeployError(

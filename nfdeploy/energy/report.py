@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
 
-from .layers import LayerShape, _extract, input_is_static
+from .layers import LayerShape, _extract, _label, input_is_static
 from .twma import (
     DEFAULT_ARRAY,
     DEFAULT_ROW_BITS,
@@ -169,6 +170,21 @@ class EnergyReport:
         return "\n".join(lines)
 
 
+def _same_file(a: object, b: object) -> bool:
+    """Both paths name files with the same bytes (the vendor passed as --generator)."""
+    if not isinstance(a, str | os.PathLike) or not isinstance(b, str | os.PathLike):
+        return False
+    try:
+        if os.path.samefile(a, b):
+            return True
+        return (
+            os.path.getsize(a) == os.path.getsize(b)
+            and Path(a).read_bytes() == Path(b).read_bytes()
+        )
+    except OSError:
+        return False
+
+
 def _verdict(es: float, has_generator: bool) -> str:
     if es > 0:
         text = f"saves {es * 100:.1f}%"
@@ -214,6 +230,11 @@ def energy_report(
         raise NfdeployError(f"{os.fspath(vendor)}: zero weight accesses; nothing to compare")
     g: NetworkCount | None = None
     if generator is not None:
+        if _same_file(vendor, generator):
+            raise NfdeployError(
+                f"{_label(generator)}: the generator is the vendor model itself; pass the "
+                "generator.onnx written by `nfdeploy export`."
+            )
         g_shape = input_shape
         if g_shape is None and not input_is_static(generator):
             g_shape = m.input_shape
