@@ -371,6 +371,12 @@ CASES = [
         ["train", "-q", "--resume", "{moved_run}", "--model", "{missing}"],
         "missing.onnx",
     ),
+    Case(
+        "train-resume-with-new-lr",
+        ["train", "-q", "--resume", "{corrupt_run}", "--lr", "5"],
+        "--lr cannot change on --resume",
+        code=2,
+    ),
     Case("train-resume-corrupt-config", ["train", "-q", "--resume", "{corrupt_run}"], "config"),
     Case("train-resume-no-config", ["train", "-q", "--resume", "{empty_run}"], "empty_run"),
     # --- export

@@ -154,3 +154,27 @@ def test_resume_after_the_whole_tree_moved(files: dict[str, Path], tmp_path: Pat
     config = json.loads((moved / "runs" / "a" / "config.json").read_text())["config"]
     assert config["vendor"] == str(moved / "vendor.onnx")
     assert config["from_run"] == {"vendor": "../../vendor.onnx", "data": "../../data.npz"}
+
+
+def test_export_refuses_a_vendor_of_another_input_size(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    assert _invoke(_args(files["vendor"], files["data"], run, "--epochs", "1"))[0] == 0
+    other = conv_bn_model(seed=1)
+    other.graph.input[0].type.tensor_type.shape.dim[2].dim_value = SIZE + 2
+    onnx.save(other, str(tmp_path / "other.onnx"))
+    out = tmp_path / "g.onnx"
+    result = CliRunner().invoke(
+        main,
+        ["export", "--run", str(run), "--model", str(tmp_path / "other.onnx"), "--out", str(out)],
+    )
+    assert result.exit_code == 1 and "other.onnx" in result.stderr and "trained on" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+    blocked = tmp_path / "a_file"
+    blocked.write_text("a file\n")
+    result = CliRunner().invoke(
+        main, ["export", "--run", str(run), "--out", str(blocked / "g.onnx")]
+    )
+    assert result.exit_code == 1 and str(blocked / "g.onnx") in result.stderr
+    assert not list(tmp_path.glob("**/.g.onnx*"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from nfdeploy.cli._errors import user_errors
 from nfdeploy.cli._options import (
@@ -171,7 +172,19 @@ from nfdeploy.train.precision import PRECISION_CHOICES
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def train_command(**options: object) -> None:
     """Train a NeuralFuse generator with EOPM; the vendor's weights stay unchanged."""
-    from nfdeploy.train.api import train_from_options
+    from nfdeploy.train.api import RESUME_MAY_CHANGE, train_from_options
 
+    if options.get("resume"):  # other options would be ignored silently: say so instead
+        ctx = click.get_current_context()
+        for param in ctx.command.params:
+            source = ctx.get_parameter_source(param.name or "")
+            if param.name not in RESUME_MAY_CHANGE and source is ParameterSource.COMMANDLINE:
+                raise click.UsageError(
+                    f"{param.opts[0]} cannot change on --resume: the run keeps the settings in "
+                    f"{options['resume']}/config.json (only --epochs, --device, --precision, "
+                    "--compile, --stop-after, --force, and --model/--data/--surrogate for moved "
+                    "files); start a new run with --out for other settings.",
+                    ctx,
+                )
     with user_errors():
         train_from_options(**options)  # type: ignore[arg-type]

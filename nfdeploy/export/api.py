@@ -29,6 +29,7 @@ def export(
             vendor_path = str(run_folder / relative)
     if not Path(vendor_path).is_file():
         raise NfdeployError(f"{vendor_path}: vendor model not found; pass --model vendor.onnx.")
+    _check_vendor_fits(loaded, vendor_path)
     generator, vendor, parity = build_generator_onnx(loaded, vendor_path)
     out_path = (
         Path(out)
@@ -73,3 +74,27 @@ def export(
         print(f"wrote {path}", file=sys.stderr)
     print(f"parity: max |onnxruntime - torch| = {parity:.2e}", file=sys.stderr)
     return summary
+
+
+def _check_vendor_fits(loaded: Any, vendor_path: str) -> None:
+    """The vendor must take the images the generator was trained on; a different file is said."""
+    from nfdeploy.faults.onnx_model import file_sha256
+    from nfdeploy.runtime.batching import input_dims
+    from nfdeploy.runtime.onnx_io import load_model_checked
+
+    pre = loaded.preprocess
+    trained = [pre.channels, pre.height, pre.width]
+    dims = input_dims(load_model_checked(vendor_path))[1:]
+    if len(dims) != 3 or any(d is not None and d != t for d, t in zip(dims, trained, strict=True)):
+        shape = "x".join("?" if d is None else str(d) for d in dims)
+        raise NfdeployError(
+            f"{vendor_path}: its input {shape} is not the {'x'.join(map(str, trained))} images the "
+            f"generator in {loaded.checkpoint} was trained on; export against the run's vendor model."
+        )
+    recorded = loaded.provenance.get("vendor_sha256")
+    if recorded and file_sha256(vendor_path) != recorded:
+        print(
+            f"note: {vendor_path} is not the vendor file the generator was trained against "
+            f"(sha256 {recorded}); exporting anyway.",
+            file=sys.stderr,
+        )

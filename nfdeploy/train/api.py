@@ -19,6 +19,11 @@ DEFAULT_BATCH, DEFAULT_LR = 25, 1e-3  # the paper's batch and Adam lr
 #: What a run folder holds after train and export; --force removes these, nothing else.
 RUN_FILES = (CONFIG, METRICS, LAST, BEST, "generator.onnx", "generator.int8.onnx", "pipeline.onnx")
 DATA_PREFIXES = ("imagefolder", "cifar", "idx", "npz")
+#: Options that --resume takes; the CLI refuses any other one given with it.
+RESUME_MAY_CHANGE = frozenset(
+    {"resume", "epochs", "device", "precision", "amp", "compile_passes", "stop_after", "force",
+     "quiet", "vendor", "data", "surrogate"}
+)  # fmt: skip
 
 
 def default_lr(batch_size: int) -> float:
