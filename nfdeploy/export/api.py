@@ -41,15 +41,13 @@ def export(
         "epoch": loaded.epoch,
         "parity_max_abs": parity,
     }
-    written = [save_model_atomic(generator, out_path)]
+    # Every model is built (and checked) before the first file is written: a failing merge or
+    # int8 check leaves no generator.onnx of this export behind.
+    outputs = [(generator, out_path)]
     if merge:
         from nfdeploy.export.merge import merge_pipeline
 
-        written.append(
-            save_model_atomic(
-                merge_pipeline(generator, vendor), out_path.with_name("pipeline.onnx")
-            )
-        )
+        outputs.append((merge_pipeline(generator, vendor), out_path.with_name("pipeline.onnx")))
     if quantize == "int8":
         from nfdeploy.export.quantize import quantize_generator
 
@@ -60,15 +58,14 @@ def export(
             pre=loaded.preprocess,
             seed=loaded.config.seed,
         )
-        written.append(
-            save_model_atomic(quantized, out_path.with_name(out_path.stem + ".int8.onnx"))
-        )
+        outputs.append((quantized, out_path.with_name(out_path.stem + ".int8.onnx")))
         summary["int8_check"] = check
         print(
             f"int8 generator: CA(NF) {check['ca_nf_int8'] * 100:.1f} vs float {check['ca_nf_float'] * 100:.1f} "
             f"on {int(check['images'])} test images",
             file=sys.stderr,
         )
+    written = [save_model_atomic(model_proto, path) for model_proto, path in outputs]
     summary["written"] = [str(p) for p in written]
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
