@@ -85,7 +85,7 @@ def test_validate_writes_report_with_trials_and_seeds(
     assert code == 0, output
     assert "PA(NF)" in output and "stuck-at" in output
     data = json.loads(report.read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["seeds"] == [50_000, 50_001, 50_002]
     assert [t["name"] for t in data["tensors"]] == ["conv.weight", "fc.weight"]
     clean, faulty = data["results"]

@@ -12,7 +12,10 @@ import numpy as np
 from nfdeploy.runtime.onnx_io import write_bytes_atomic
 from nfdeploy.validate.stats import Summary, summarize
 
-SCHEMA_VERSION = 1
+# 2: wall-clock fields (the creation time, per-trial inject_s/infer_s) live under "timing"
+# only, so two identical runs give the same JSON apart from "timing". from_dict reads 1 too.
+SCHEMA_VERSION = 2
+TIMING_FIELDS = ("inject_s", "infer_s")
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,11 @@ class TrialResult:
     generator_bits_changed: int = 0  # with --faulty-generator
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """The results of the trial; its timing is in :meth:`timing_dict`."""
+        return {k: v for k, v in self.__dict__.items() if k not in TIMING_FIELDS}
+
+    def timing_dict(self) -> dict[str, float]:
+        return {k: float(getattr(self, k)) for k in TIMING_FIELDS}
 
 
 @dataclass
@@ -86,26 +93,41 @@ class ValidationReport:
     samples: Samples | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything that depends on the clock is under "timing" (see SCHEMA_VERSION)."""
+        header = {k: v for k, v in self.header.items() if k != "created"}
+        timing = {
+            **self.timing,
+            "created": self.header.get("created"),
+            "trials": [[t.timing_dict() for t in row.trials] for row in self.results],
+        }
         return {
             "schema_version": SCHEMA_VERSION,
-            **self.header,
+            **header,
             "results": [r.to_dict() for r in self.results],
-            "timing": self.timing,
+            "timing": timing,
             **self.extra,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
         """Rebuild from :meth:`to_dict` output (for plots and reports across runs)."""
+        timing = dict(data["timing"])
+        per_trial = timing.pop("trials", None)  # schema 2; schema 1 kept them in each trial
+        created = timing.pop("created", data.get("created"))
         results = [
             BerResult(
                 ber=row["ber"], ca=row["ca"], ca_nf=row["ca_nf"],
-                trials=[TrialResult(**trial) for trial in row["trials"]],
+                trials=[
+                    TrialResult(**{**trial, **(per_trial[i][j] if per_trial else {})})
+                    for j, trial in enumerate(row["trials"])
+                ],
             )
-            for row in data["results"]
+            for i, row in enumerate(data["results"])
         ]  # fmt: skip
         header = {k: v for k, v in data.items() if k not in ("results", "timing", "schema_version")}
-        return cls(header=header, results=results, timing=data["timing"])
+        if created is not None:
+            header["created"] = created
+        return cls(header=header, results=results, timing=timing)
 
     def write_json(self, path: str | Path) -> Path:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=False)
