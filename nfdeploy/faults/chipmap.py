@@ -10,7 +10,8 @@ File format (``.npz``, written by :meth:`ChipMap.save` / ``nfdeploy chipmap``):
 - optional ``ber`` (float64) and ``seed`` (int64) when the map was generated
 
 The selected weight tensors are laid out back to back (list order, as ``nfdeploy inspect``
-prints it) from address 0. A map shorter than the weights wraps around.
+prints it) from address 0. A map shorter than the weights wraps around (``validate`` states
+it, see :meth:`ChipMap.coverage_note`); a truncated or corrupt file is refused on load.
 """
 
 from __future__ import annotations
