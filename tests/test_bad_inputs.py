@@ -557,3 +557,38 @@ def test_runtime_bad_input(name: str, files: dict[str, Path], tmp_path: Path) ->
         call()  # type: ignore[operator]
     assert needle in str(info.value) and "\n" not in str(info.value)
     assert not list(tmp_path.glob(".*.tmp")) and not list(files["a_file"].parent.glob(".x.bin*"))
+
+
+EXAMPLES = REPO / "deploy_examples"
+EXAMPLE_CASES = {
+    "merged-seed-negative": ("merged_model/build_and_run.py", ["--seed", "-1"], "--seed -1"),
+    "merged-seed-2**70": ("merged_model/build_and_run.py", ["--seed", BIG], f"--seed {BIG}"),
+    "merged-threads-negative": ("merged_model/build_and_run.py", ["--threads", "-2"], "--threads"),
+    "merged-n-0": ("merged_model/build_and_run.py", ["--n", "0"], "--n 0"),
+    "merged-batch-size-0": ("merged_model/build_and_run.py", ["--batch-size", "0"], "--batch"),
+    "runner-threads-negative": ("device_runner/run.py", ["--threads", "-3"], "--threads -3"),
+    "runner-batch-size-0": ("device_runner/run.py", ["--batch-size", "0"], "--batch-size 0"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_CASES))
+def test_deploy_examples_bad_options(files: dict[str, Path], tmp_path: Path, name: str) -> None:
+    """The merged_model and device_runner examples refuse bad options before writing anything."""
+    script, extra, needle = EXAMPLE_CASES[name]
+    pipeline = tmp_path / "pipeline.onnx"
+    if script.startswith("merged"):
+        base = ["--generator", str(files["generator"]), "--model", str(files["vendor"]),
+                "--pipeline", str(pipeline)]  # fmt: skip
+    else:
+        image = tmp_path / "a.png"
+        from PIL import Image
+
+        Image.fromarray(np.zeros((SIZE, SIZE, 3), np.uint8)).save(image)
+        base = ["--model", str(files["vendor"]), str(image)]
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *base, *extra],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    _check_one_line(result.stderr, needle)
+    assert not pipeline.exists()

@@ -216,6 +216,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def classify(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.threads < 0:
+        raise UsageError(f"--threads {args.threads}: must be >= 0 (0 = auto)")
     files = collect_images(args.images)
     vendor = load_model(args.model, "vendor model", args.threads)
     generator = load_model(args.generator, "generator", args.threads) if args.generator else None

@@ -200,8 +200,17 @@ def make_inputs(args: argparse.Namespace, generator: Path, shape: Sequence[objec
 
 
 def build_and_run(args: argparse.Namespace) -> int:
+    # every option is checked before pipeline.onnx is written
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
+    if not 0 <= args.seed <= 2**63 - 1:
+        raise UsageError(f"--seed {args.seed}: must be 0..{2**63 - 1} (2**63 - 1)")
+    if args.threads < 0:
+        raise UsageError(f"--threads {args.threads}: must be >= 0 (0 = auto)")
+    if args.n < 1:
+        raise UsageError(f"--n {args.n}: must be >= 1")
+    if args.data and args.limit < 1:
+        raise UsageError(f"--limit {args.limit}: must be >= 1")
     generator, vendor, pipeline = resolve_paths(args)
     if args.rebuild or not pipeline.is_file():
         if args.run:
