@@ -155,6 +155,12 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (corrupt_run / "config.json").write_text("{not json")
     empty_run = root / "empty_run"
     empty_run.mkdir()
+    two = conv_bn_model(seed=1)
+    two.graph.input.append(helper.make_tensor_value_info("extra", TensorProto.FLOAT, [1]))
+    onnx.save(two, str(root / "two_inputs.onnx"))
+    ints = conv_bn_model(seed=1)
+    ints.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
+    onnx.save(ints, str(root / "int_input.onnx"))
     moved = root / "moved.onnx"
     shutil.copy(vendor, moved)
     files = {
@@ -167,6 +173,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "conv_open": _conv_only(root / "conv_open.onnx", declare_output=False),
         "ext_missing": _external_missing(root / "ext"),
         "garbage": garbage,
+        "two_inputs": root / "two_inputs.onnx",
+        "int_input": root / "int_input.onnx",
         "missing": root / "missing.onnx",
         "text": text,
         "broken_pt": run_pt,
@@ -235,6 +243,9 @@ CASES = [
     Case("validate-output-not-classes", [*VR, "--model", "{conv_only}"], "conv_only.onnx"),
     Case("validate-output-undeclared", [*VR, "--model", "{conv_open}"], "conv_open.onnx"),
     Case("validate-external-missing", [*VR, "--model", "{ext_missing}"], "weights.bin"),
+    Case("validate-two-inputs", [*VR, "--model", "{two_inputs}"], "two_inputs.onnx", ("r.json",)),
+    Case("validate-int-input", [*VR, "--model", "{int_input}"], "int_input.onnx", ("r.json",)),
+    Case("validate-generator-two-inputs", [*VR, "--generator", "{two_inputs}"], "two_inputs"),
     Case("validate-storage-qdq-float", [*VR, "--storage", "qdq"], "--storage qdq", ("r.json",)),
     Case("validate-generator-is-vendor", [*VR, "--generator", "{vendor}"], "not a generator"),
     Case("validate-generator-conv", [*VR, "--generator", "{conv_only}"], "conv_only.onnx"),
@@ -343,6 +354,7 @@ CASES = [
     Case("train-output-undeclared", _train(model="{conv_open}"), "conv_open.onnx", RUN),
     Case("train-labels-beyond-classes", _train(data="{labels7}"), "label 7", RUN),
     Case("train-model-missing", _train(model="{missing}"), "missing.onnx", RUN),
+    Case("train-two-inputs", _train(model="{two_inputs}"), "two_inputs.onnx", RUN),
     Case("train-model-garbage", _train(model="{garbage}"), "garbage.onnx", RUN),
     Case("train-external-missing", _train(model="{ext_missing}"), "weights.bin", RUN),
     Case("train-surrogate-not-classes", _train("--surrogate", "{conv_only}"), "conv_only", RUN),

@@ -47,7 +47,7 @@ def probe_output(
     shape = tuple([1 if dims[0] is None else int(dims[0])] + [int(d) for d in dims[1:] if d])
     elem = graph_input(model).type.tensor_type.elem_type
     dtype = onnx.helper.tensor_dtype_to_np_dtype(elem) if elem else np.dtype(np.float32)
-    session = make_session(model.SerializeToString(), threads=1)
+    session = make_session(model.SerializeToString(), threads=1, name=name)
     try:
         out = session.run(None, {session.get_inputs()[0].name: np.zeros(shape, dtype=dtype)})[0]
     except Exception as exc:
@@ -58,11 +58,27 @@ def probe_output(
     return shape, tuple(np.asarray(out).shape)
 
 
+def check_one_image_input(model: onnx.ModelProto, name: str) -> None:
+    """nfdeploy feeds one (N, C, H, W) image tensor; refuse models that need more inputs."""
+    weights = {init.name for init in model.graph.initializer}
+    inputs = [v for v in model.graph.input if v.name not in weights]
+    dims = _value_dims(inputs[0]) if len(inputs) == 1 else None
+    if len(inputs) != 1 or (dims is not None and len(dims) != 4):
+        described = (
+            ", ".join(f"{v.name} {_shape_text(_value_dims(v) or [])}" for v in inputs) or "none"
+        )
+        raise NfdeployError(
+            f"{name}: nfdeploy feeds one image input (N, C, H, W); the model's inputs are "
+            f"{described}."
+        )
+
+
 def classifier_classes(model: onnx.ModelProto, name: str) -> int | None:
     """The number of classes of a model whose first output is [N, classes]; refuses others.
 
     None when neither the file nor a probe run can tell (open input dimensions).
     """
+    check_one_image_input(model, name)
     dims = output_dims(model)
     if dims is None or (len(dims) == 2 and not dims[1]):
         probe = probe_output(model, name)
@@ -80,6 +96,7 @@ def classifier_classes(model: onnx.ModelProto, name: str) -> int | None:
 
 def check_generator(model: onnx.ModelProto, name: str) -> None:
     """A generator returns an image the shape of its input (the vendor's returns class scores)."""
+    check_one_image_input(model, name)
     ins, outs = input_dims(model), output_dims(model)
     if outs is not None and (
         len(outs) != len(ins)

@@ -8,8 +8,13 @@ import onnxruntime as ort
 from nfdeploy.errors import NfdeployError
 
 
-def make_session(model_bytes: bytes, *, threads: int = 0) -> ort.InferenceSession:
-    """A CPU session at full graph optimization (safe: faults are baked into the bytes)."""
+def make_session(
+    model_bytes: bytes, *, threads: int = 0, name: str | None = None
+) -> ort.InferenceSession:
+    """A CPU session at full graph optimization (safe: faults are baked into the bytes).
+
+    ``name`` (the model's path) starts the error message when onnxruntime refuses the model.
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
@@ -18,7 +23,10 @@ def make_session(model_bytes: bytes, *, threads: int = 0) -> ort.InferenceSessio
     try:
         return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise NfdeployError(f"onnxruntime cannot load the model: {exc}".splitlines()[0]) from None
+        what = (
+            f"{name}: onnxruntime cannot load it" if name else "onnxruntime cannot load the model"
+        )
+        raise NfdeployError(f"{what}: {exc}".splitlines()[0]) from None
 
 
 def run_logits(session: ort.InferenceSession, x: np.ndarray, *, batch_size: int) -> np.ndarray:

@@ -74,11 +74,14 @@ class _Fuser:
         self, generator: FaultableModel | None, x: np.ndarray, batch: int, threads: int
     ) -> None:
         self.generator, self.batch, self.threads, self.x = generator, batch, threads, x
+        self._name = None if generator is None else str(generator.path)
         self.clean = None if generator is None else self.fuse(generator.clean_bytes())
 
     def fuse(self, model_bytes: bytes) -> np.ndarray:
         fused = run_logits(
-            make_session(model_bytes, threads=self.threads), self.x, batch_size=self.batch
+            make_session(model_bytes, threads=self.threads, name=self._name),
+            self.x,
+            batch_size=self.batch,
         )
         if fused.shape != self.x.shape and self.generator is not None:
             raise NfdeployError(
@@ -167,7 +170,7 @@ def run_validations(
     ]
     slots: list[FaultableModel | None] = [*gens] or [None]  # one report each; None: no G
     fusers = [_Fuser(gen, x, batch_size, threads) for gen in slots]
-    clean_vendor = make_session(vendor.clean_bytes(), threads=threads)
+    clean_vendor = make_session(vendor.clean_bytes(), threads=threads, name=str(vendor.path))
     clean_pred = predict(clean_vendor, x, batch_size)
     ca = float(np.mean(clean_pred == labels))
     ca_nf = [
@@ -255,7 +258,7 @@ def _run_trial(
     """One fault pattern: build the faulty session once, then PA and each generator's PA(NF)."""
     start = time.perf_counter()
     faulty, changed = vendor.faulty_bytes(spec, seed=seed, threads=max(threads, 1))
-    session = make_session(faulty, threads=threads)
+    session = make_session(faulty, threads=threads, name=str(vendor.path))
     inject_s = time.perf_counter() - start
     start = time.perf_counter()
     pred = predict(session, x, batch_size)
