@@ -27,6 +27,7 @@ import onnxruntime as ort
 
 from nfdeploy.data import Preprocess, load_dataset
 from nfdeploy.errors import NfdeployError
+from nfdeploy.faults.spec import MAX_SEED
 from nfdeploy.runtime import load_model_checked, metadata_dict, save_model_atomic
 
 PREPROCESS_KEY = "nfdeploy.preprocess"
@@ -203,8 +204,8 @@ def build_and_run(args: argparse.Namespace) -> int:
     # every option is checked before pipeline.onnx is written
     if args.batch_size < 1:
         raise UsageError(f"--batch-size {args.batch_size}: must be >= 1")
-    if not 0 <= args.seed <= 2**63 - 1:
-        raise UsageError(f"--seed {args.seed}: must be 0..{2**63 - 1} (2**63 - 1)")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UsageError(f"--seed {args.seed}: must be 0..{MAX_SEED} (2**63 - 1)")
     if args.threads < 0:
         raise UsageError(f"--threads {args.threads}: must be >= 0 (0 = auto)")
     if args.n < 1:

@@ -40,6 +40,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.faults.spec import MAX_SEED
 from nfdeploy.runtime import load_model_checked, make_session, metadata_dict
 
 HOST = "127.0.0.1"
@@ -49,7 +50,6 @@ V2_ROUTES = {"/v2": "GET", "/v2/health/live": "GET", "/v2/health/ready": "GET"}
 V2_MODEL = re.compile(r"^/v2/models/([^/]+)(/ready|/infer)?$")
 DRAIN_LIMIT = 16 << 20  # read (and drop) at most this much of a refused body
 FLOAT32_NAMES = {"float32", "f4", "<f4", "float"}
-MAX_SEED = 2**63 - 1  # the range nfdeploy's own --seed accepts
 
 
 class UsageError(Exception):

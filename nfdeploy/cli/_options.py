@@ -14,13 +14,10 @@ from typing import Any
 
 import click
 
-from nfdeploy.faults.spec import FaultModel, Storage
+from nfdeploy.faults.spec import MAX_SEED, FaultModel, Storage
 
 STORAGE_CHOICES = ["auto", *[s.value for s in Storage]]
 
-#: Seeds reach numpy's SeedSequence, torch.manual_seed and the kernel's 64-bit counter;
-#: 0 .. 2**63 - 1 is valid for all of them (and trial seeds seed + k stay below 2**64).
-MAX_SEED = 2**63 - 1
 SEED = click.IntRange(0, MAX_SEED)
 BATCH_SIZE = click.IntRange(min=1)
 THREADS = click.IntRange(min=0)

@@ -13,6 +13,9 @@ from nfdeploy.errors import NfdeployError
 # Training draws pattern seeds from [0, 30000); evaluation starts at 50000 (as in the paper).
 TRAIN_SEED_RANGE = (0, 30_000)
 EVAL_SEED_START = 50_000
+#: The largest --seed anywhere: numpy's SeedSequence, torch.manual_seed and the kernel's
+#: 64-bit counter all take 0 .. 2**63 - 1 (and trial seeds seed + k stay below 2**64).
+MAX_SEED = 2**63 - 1
 
 
 class FaultModel(str, Enum):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.faults.spec import MAX_SEED
 from nfdeploy.train.precision import PRECISION_CHOICES
 
 LABEL_SOURCES = ("data", "vendor")
@@ -81,8 +82,8 @@ class TrainConfig:
                 f"--perturbed-chunk {self.perturbed_chunk}: use 0 (auto) or more.",
             ),
             (
-                0 <= self.seed <= 2**63 - 1,
-                f"--seed {self.seed}: use 0 .. 2**63 - 1 (9223372036854775807).",
+                0 <= self.seed <= MAX_SEED,
+                f"--seed {self.seed}: use 0 .. 2**63 - 1 ({MAX_SEED}).",
             ),
             (self.threads >= 0, f"--threads {self.threads}: use 0 (torch's default) or more."),
             (

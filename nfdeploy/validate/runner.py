@@ -19,7 +19,14 @@ from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.chipmap import ChipMap
 from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
-from nfdeploy.faults.spec import EVAL_SEED_START, TRAIN_SEED_RANGE, FaultModel, FaultSpec, Storage
+from nfdeploy.faults.spec import (
+    EVAL_SEED_START,
+    MAX_SEED,
+    TRAIN_SEED_RANGE,
+    FaultModel,
+    FaultSpec,
+    Storage,
+)
 from nfdeploy.runtime.fit import check_generator, check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.runtime.session import make_session, run_logits
@@ -37,9 +44,6 @@ def resolve_preprocess(
         dims=vendor.input_dims,
         name=str(vendor.path),
     )
-
-
-MAX_SEED = 2**63 - 1  # numpy, torch and the kernel all take it; see nfdeploy.cli._options
 
 
 def check_seeds(seed: int, trials: int) -> list[int]:
