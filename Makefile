@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nfdeploy-installed
 
-.PHONY: install demo test test-slow lint bench bench-cifar clean
+.PHONY: install demo test test-slow sanitize lint bench bench-cifar clean
 
 $(STAMP): pyproject.toml CMakeLists.txt cpp_ext/bitflip.cpp
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
+
+# The kernel built with -fsanitize=address,undefined, its tests and hypothesis properties.
+sanitize: $(STAMP)
+	PYTHON=$(BIN)/python bash cpp_ext/sanitize.sh
 
 # The quick ratios (kernel, validation overhead, train-step speed-up); docs/benchmarks.md has
 # the full runs (validate_overhead.py without --quick, train_step.py with the N sweep).

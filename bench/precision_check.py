@@ -43,7 +43,7 @@ def ensure_demo_vendor(path: Path) -> Path:
 def one_run(vendor: Path, out: Path, precision: str, epochs: int) -> dict[str, float]:
     run = out / f"run-{precision}"
     start = time.perf_counter()
-    nfdeploy("train", "-q", "--model", str(vendor), "--data", "synthetic", "--out", str(run),
+    nfdeploy("train", "-q", "--model", str(vendor), "--data", "synthetic", "--out", str(run), "--force",
              "--generator", "UNetS", "--epochs", str(epochs), "--limit", "4000",
              "--batch-size", "25", "--n-perturbed", "5", "--train-ber", f"{DEMO_BER:g}",
              "--lr", "5e-3", "--fault-model", "stuck-at", "--seed", "0",

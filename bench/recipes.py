@@ -1,8 +1,9 @@
 """Training-recipe study at a fixed compute budget, counted in vendor passes (images x (N + 1)).
 
-Each recipe trains the same generator from the same seed through `nfdeploy train`, for
---epochs epochs over as many images as its budget allows at its N, then `nfdeploy validate`
-scores it on the test split (10 trials, seeds 50000..50009). Printed and written: held-out
+Each recipe trains the same generator from the same seed through `nfdeploy train` on the
+same --images training images and the same held-out slice (--limit is the same for all), for
+as many epochs as its budget allows at its N (rounded down, so the passes actually spent are
+reported), then `nfdeploy validate` scores it on the test split (10 trials, seeds 50000..50009). Printed and written: held-out
 PA(NF) per epoch (the training-time figure, 3 seeds) against vendor passes, the test PA(NF),
 and the held-out vs test gap; `--plot` draws PA(NF) and CA(NF) against vendor passes.
 
@@ -10,9 +11,11 @@ Default: the demo's stand-in vendor on the built-in synthetic data at 2% stuck-a
 On CIFAR-10 (bench/cifar10/README.md builds the vendor):
 
     python bench/recipes.py --model bench/cache/cifar10/resnet20_v6.onnx \\
-        --data ../shared/data/cifar10 --preprocess cifar10 --train-ber 0.01 --budget 3000000
+        --data ../shared/data/cifar10 --preprocess cifar10 --train-ber 0.01 \\
+        --images 20000 --budget 3000000
 
-    python bench/recipes.py [--recipes baseline,soft-t2] [--budget 96000] [--out DIR] [--plot P.png]
+    python bench/recipes.py [--recipes baseline,soft-t2] [--budget 96000] [--images 2000]
+                            [--out DIR] [--plot P.png]
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def nfdeploy(*args: str) -> None:
 
 def run_recipe(args: argparse.Namespace, name: str) -> dict[str, object]:
     n, extra = RECIPES[name]
-    images = args.budget // (n + 1) // args.epochs  # per epoch
+    images = args.images
+    epochs = max(args.budget // (images * (n + 1)), 1)
     ber = args.train_ber
     if "BER*1.5" in extra:
         extra, ber = [e for e in extra if e != "BER*1.5"], 1.5 * args.train_ber
@@ -60,7 +64,7 @@ def run_recipe(args: argparse.Namespace, name: str) -> dict[str, object]:
     if not (run / "generator.onnx").exists():
         nfdeploy("train", "-q", "--model", str(args.model), "--data", args.data,
                  "--out", str(run), "--force", "--generator", args.generator,
-                 "--epochs", str(args.epochs), "--limit", str(images + args.holdout),
+                 "--epochs", str(epochs), "--limit", str(images + args.holdout),
                  "--holdout", str(args.holdout), "--n-perturbed", str(n),
                  "--train-ber", f"{ber:g}", "--fault-model", "stuck-at", "--seed", str(args.seed),
                  *([] if args.preprocess is None else ["--preprocess", args.preprocess]),
@@ -76,7 +80,8 @@ def run_recipe(args: argparse.Namespace, name: str) -> dict[str, object]:
     last = metrics[-1]
     return {
         "recipe": name, "n": n, "train_ber": ber, "args": extra,
-        "passes_per_epoch": images * (n + 1),
+        "passes_per_epoch": images * (n + 1), "epochs": epochs,
+        "passes": epochs * images * (n + 1),
         "curve": [
             {"passes": m["epoch"] * images * (n + 1), "pa_nf": m.get("pa_nf", m.get("pa")),
              "ca_nf": m.get("ca_nf", m.get("ca"))}
@@ -121,7 +126,7 @@ def main() -> None:
     parser.add_argument("--generator", default="UNetS")
     parser.add_argument("--train-ber", type=float, default=DEMO_BER)
     parser.add_argument("--budget", type=int, default=96_000, help="vendor passes per recipe")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--images", type=int, default=2000, help="training images (all recipes)")
     parser.add_argument("--holdout", type=int, default=500)
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -139,13 +144,13 @@ def main() -> None:
     rows = [run_recipe(args, name) for name in names]
     (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
     print(f"\nvendor {args.model}, data {args.data}, {args.generator}, budget {args.budget:,} "
-          f"vendor passes, {args.epochs} epochs, seed {args.seed}; test: 10 trials at "
+          f"vendor passes, {args.images} training images, seed {args.seed}; test: 10 trials at "
           f"{args.train_ber:g} stuck-at, seeds 50000..50009")  # fmt: skip
-    print(f"{'recipe':<12} {'N':>3} {'held-out PA(NF)':>16} {'test CA(NF)':>12} "
-          f"{'test PA(NF)':>16} {'gap':>6}")  # fmt: skip
+    print(f"{'recipe':<12} {'N':>3} {'epochs':>6} {'passes':>8} {'held-out PA(NF)':>16} "
+          f"{'test CA(NF)':>12} {'test PA(NF)':>16} {'gap':>6}")  # fmt: skip
     base_pa = rows[0]["test_pa"]
     for r in rows:
-        print(f"{r['recipe']:<12} {r['n']:>3} {100 * r['holdout_pa_nf']:16.1f} "
+        print(f"{r['recipe']:<12} {r['n']:>3} {r['epochs']:>6} {r['passes']:>8,} {100 * r['holdout_pa_nf']:16.1f} "
               f"{100 * r['test_ca_nf']:12.1f} {100 * r['test_pa_nf']:9.1f} +- {100 * r['test_pa_nf_std']:4.1f} "
               f"{100 * (r['holdout_pa_nf'] - r['test_pa_nf']):+6.1f}")  # fmt: skip
     print(

@@ -181,3 +181,17 @@ def test_bad_recipe_options_are_one_line(
     result = CliRunner().invoke(main, [*_train_args(vendor_path, data_path, run), *extra])
     assert result.exit_code != 0 and message in result.output
     assert "Traceback" not in result.output and not run.exists()
+
+
+def test_label_free_accepts_data_whose_labels_do_not_fit(
+    vendor_path: Path,  # noqa: F811
+    data_path: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    data = dict(np.load(data_path))
+    odd = tmp_path / "odd.npz"
+    np.savez(odd, x=data["x"], y=np.full_like(data["y"], 7))  # the vendor has 3 classes
+    run = tmp_path / "run"
+    bad = CliRunner().invoke(main, [*_train_args(vendor_path, odd, run), "--epochs", "1"])
+    assert bad.exit_code != 0 and "label 7" in bad.output and not run.exists()
+    _train(vendor_path, odd, run, "--labels", "vendor")

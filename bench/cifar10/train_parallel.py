@@ -48,8 +48,9 @@ def launch(
     if (run / "last.pt").exists():
         command = ["train", "-q", "--resume", str(run), "--device", args.device, *extra]
     else:
+        # --force: a folder without last.pt is a run killed before its first epoch ended
         command = ["train", "-q", "--model", str(args.vendor), "--data", str(args.data),
-                   "--out", str(run), "--generator", job.generator, "--fault-model", job.fault_model,
+                   "--out", str(run), "--force", "--generator", job.generator, "--fault-model", job.fault_model,
                    "--train-ber", f"{job.ber:g}", "--lr", job.lr, "--n-perturbed", str(args.n_perturbed),
                    "--holdout", str(args.holdout), "--threads", str(args.threads),
                    "--batch-size", str(args.batch_size),

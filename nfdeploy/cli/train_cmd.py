@@ -119,7 +119,7 @@ from nfdeploy.train.precision import PRECISION_CHOICES
     "compile_passes",
     default=None,
     help="torch.compile the vendor passes: about 40 s to compile, then faster passes "
-    "(1.4x on a ResNet-20 on 2 CPU cores); per-model loop only [default: off; with "
+    "(1.3x on a ResNet-20 step on 2 CPU cores); per-model loop only [default: off; with "
     "--resume: as stored].",
 )
 @click.option(

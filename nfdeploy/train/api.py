@@ -189,12 +189,12 @@ def _remove_unfinished(run: Path) -> None:
 
 
 def preflight(config: TrainConfig) -> None:
-    """What can be checked before training: the models are classifiers, the labels fit them.
+    """What can be checked before training: the models are classifiers of the same classes.
 
-    Runs before the run folder is created, so a mismatch leaves nothing behind.
+    Runs before the run folder is created, so a mismatch leaves nothing behind (the labels
+    are checked against the classes in ``build_setup``, also before the folder exists).
     """
-    from nfdeploy.data import load_dataset
-    from nfdeploy.runtime.fit import check_labels, classifier_classes
+    from nfdeploy.runtime.fit import classifier_classes
     from nfdeploy.runtime.onnx_io import load_model_checked
 
     classes: dict[str, int | None] = {}
@@ -209,10 +209,6 @@ def preflight(config: TrainConfig) -> None:
             f"--surrogate {config.surrogate}: {classes[config.surrogate]} classes, but the "
             f"vendor model has {classes[config.vendor]}; the surrogate must predict the same classes."
         )
-    data = load_dataset(
-        config.data, split="train", limit=config.limit, seed=config.seed, progress=False
-    )
-    check_labels(data.labels, classes[config.vendor], data=config.data, model=config.vendor)
 
 
 def _resume_config(run: Path, options: dict[str, Any], *, force: bool) -> dict[str, Any]:

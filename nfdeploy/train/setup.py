@@ -17,6 +17,7 @@ from nfdeploy.faults.onnx_model import FaultableModel, file_sha256, load_faultab
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import FaultModel, FaultSpec, parse_bit_positions
 from nfdeploy.generators import FusedInput, build_generator
+from nfdeploy.runtime.fit import check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.perturbed import PerturbedWeights, StepWeights
@@ -167,6 +168,9 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
     data = load_dataset(
         config.data, split="train", limit=config.limit, seed=config.seed, progress=progress
     )
+    if config.labels == "data":  # label-free runs never read the labels
+        classes = classifier_classes(faultable.proto, str(faultable.path))
+        check_labels(data.labels, classes, data=config.data, model=str(faultable.path))
     train_set, holdout_set = split_holdout(data, config.holdout, config.seed)
     weights = PerturbedWeights(faultable, spec, threads=1, channels_last=config.channels_last)
     step_weights = StepWeights(
