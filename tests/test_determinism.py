@@ -79,3 +79,28 @@ def test_results_do_not_depend_on_threads(inputs: dict[str, Path], tmp_path: Pat
     assert without_timing(one)["results"] == without_timing(two)["results"]
     batch = _validate(inputs, tmp_path / "batch.json", "--threads", "1", "--batch-size", "7")
     assert without_timing(one)["results"] == without_timing(batch)["results"]
+
+
+def test_workers_give_the_single_process_report(inputs: dict[str, Path], tmp_path: Path) -> None:
+    """--workers 2 (two spawned processes, both BERs in one pool) equals --workers 1."""
+    one = _validate(inputs, tmp_path / "one.json", "--threads", "1")
+    two = _validate(inputs, tmp_path / "two.json", "--threads", "1", "--workers", "2")
+    assert json.dumps(without_timing(one), sort_keys=True) == json.dumps(
+        without_timing(two), sort_keys=True
+    )
+    assert len(two["timing"]["trials"]) == 2 and all(two["timing"]["trials"])
+
+
+def test_workers_default_to_a_share_of_the_cores() -> None:
+    from nfdeploy.validate.pool import threads_per_worker
+
+    assert threads_per_worker(3, 2) == 3
+    assert threads_per_worker(0, 10_000) == 1
+
+
+def test_zero_workers_is_one_line(inputs: dict[str, Path], tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    args = ["validate", "--model", str(inputs["vendor"]), "--data", str(inputs["data"]),
+            "--ber", "0.01", "--workers", "0", "--report", str(report)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "--workers" in result.output and not report.exists()

@@ -57,6 +57,14 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
 @threads_option("onnxruntime threads (0 = all cores).")
 @batch_size_option(256)
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run the trials in this many processes (each with cores / K onnxruntime threads "
+    "unless --threads says otherwise); the results are the same as with 1.",
+)
+@click.option(
     "--report", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here."
 )
 @click.option(

@@ -35,6 +35,7 @@ def validate(
     faulty_generator: bool = False,
     threads: int = 0,
     batch_size: int = 256,
+    workers: int = 1,
     report: str | None = None,
     plots: str | None = None,
     fail_under: float | None = None,
@@ -69,6 +70,7 @@ def validate(
         limit=limit,
         threads=threads,
         batch_size=batch_size,
+        workers=workers,
         progress=not quiet,
     )
     ok = True

@@ -30,6 +30,7 @@ from nfdeploy.faults.spec import (
 from nfdeploy.runtime.fit import check_generator, check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.runtime.session import make_session, run_logits
+from nfdeploy.validate.pool import Job, PoolInputs, run_pool, threads_per_worker
 from nfdeploy.validate.report import BerResult, Samples, TrialResult, ValidationReport
 
 
@@ -71,15 +72,23 @@ def _check_generator(generator: FaultableModel, vendor: FaultableModel) -> None:
     check_generator(generator.proto, str(generator.path))
 
 
-class _Fuser:
+class Fuser:
     """Applies G (clean once, or faulty per trial with --faulty-generator)."""
 
     def __init__(
-        self, generator: FaultableModel | None, x: np.ndarray, batch: int, threads: int
+        self,
+        generator: FaultableModel | None,
+        x: np.ndarray,
+        batch: int,
+        threads: int,
+        *,
+        clean: np.ndarray | None = None,  # G(x) when already computed (pool workers)
     ) -> None:
         self.generator, self.batch, self.threads, self.x = generator, batch, threads, x
         self._name = None if generator is None else str(generator.path)
-        self.clean = None if generator is None else self.fuse(generator.clean_bytes())
+        if clean is None and generator is not None:
+            clean = self.fuse(generator.clean_bytes())
+        self.clean = clean
 
     def fuse(self, model_bytes: bytes) -> np.ndarray:
         fused = run_logits(
@@ -135,13 +144,18 @@ def run_validations(
     limit: int | None = None,
     threads: int = 0,
     batch_size: int = 256,
+    workers: int = 1,
     progress: bool = True,
 ) -> list[ValidationReport]:
     """One report per generator (or one without NF), all from the same faulty vendor passes.
 
     Each trial builds the faulty vendor session once and runs it on the plain inputs once, then
     on each generator's fused inputs, so comparing k generators costs k + 1 passes, not 2k.
+    With ``workers`` > 1 the trials of all BERs run as one pool of processes
+    (:mod:`nfdeploy.validate.pool`); the results are the same.
     """
+    if workers < 1:
+        raise NfdeployError(f"--workers {workers}: need at least 1.")
     if trials < 1:
         raise NfdeployError(f"--trials {trials}: need at least 1 trial.")
     if batch_size < 1:
@@ -173,7 +187,7 @@ def run_validations(
         FaultSpec(fault_model, float(b), vendor.storage, bit_positions, chip_map) for b in bers
     ]
     slots: list[FaultableModel | None] = [*gens] or [None]  # one report each; None: no G
-    fusers = [_Fuser(gen, x, batch_size, threads) for gen in slots]
+    fusers = [Fuser(gen, x, batch_size, threads) for gen in slots]
     clean_vendor = make_session(vendor.clean_bytes(), threads=threads, name=str(vendor.path))
     clean_pred = predict(clean_vendor, x, batch_size)
     ca = float(np.mean(clean_pred == labels))
@@ -183,29 +197,45 @@ def run_validations(
         else float(np.mean(predict(clean_vendor, f.clean, batch_size) == labels))
         for f in fusers
     ]
-    rows: list[list[BerResult]] = [[] for _ in fusers]
-    samples: list[Samples | None] = [None for _ in fusers]
     bar = tqdm(
         total=len(specs) * trials, desc="validate", unit="trial", file=sys.stderr,
         disable=True if not progress else None,
     )  # fmt: skip
-    for spec in specs:
+
+    def done(job: Job, outcome: list[TrialOutcome]) -> None:
+        bar.update(1)
+        bar.set_postfix(ber=f"{specs[job[0]].ber:g}", pa=f"{outcome[0][0].pa:.3f}")
+
+    jobs = [(i, trial, s) for i in range(len(specs)) for trial, s in enumerate(seeds)]
+    if workers > 1:
+        inputs = PoolInputs(
+            str(model), storage, selection, tuple(str(g) for g in generators), gen_storage, x,
+            labels, tuple(f.clean for f in fusers), faulty_generator,
+            threads_per_worker(threads, workers), batch_size,
+        )  # fmt: skip
+        outcomes = run_pool(inputs, specs, jobs, workers=workers, on_done=done)
+    else:
+        outcomes = {}
+        for job in jobs:
+            i, trial, trial_seed = job
+            outcomes[(i, trial)] = outcome = run_trial(
+                vendor, fusers, specs[i], trial, trial_seed, x, labels, faulty_generator, threads,
+                batch_size,
+            )  # fmt: skip
+            done(job, outcome)
+    rows: list[list[BerResult]] = [[] for _ in fusers]
+    samples: list[Samples | None] = [None for _ in fusers]
+    for i, spec in enumerate(specs):
         for k in range(len(fusers)):
             rows[k].append(BerResult(ber=spec.ber, ca=ca, ca_nf=ca_nf[k]))
         for trial, trial_seed in enumerate(seeds):
-            results = _run_trial(
-                vendor, fusers, spec, trial, trial_seed, x, labels, faulty_generator, threads,
-                batch_size,
-            )  # fmt: skip
-            for k, (result, pred, pred_nf) in enumerate(results):
+            for k, (result, pred, pred_nf) in enumerate(outcomes[(i, trial)]):
                 rows[k][-1].trials.append(result)
                 if trial == 0 and spec is specs[-1]:
                     samples[k] = _samples(
                         dataset, pre, fusers[k].clean, clean_pred, pred, pred_nf, spec.ber,
                         trial_seed,
                     )  # fmt: skip
-            bar.update(1)
-            bar.set_postfix(ber=f"{spec.ber:g}", pa=f"{results[0][0].pa:.3f}")
     bar.close()
     reports = [
         ValidationReport(
@@ -255,10 +285,13 @@ def predict(session: ort.InferenceSession, x: np.ndarray, batch_size: int) -> np
     return np.argmax(logits, axis=1)
 
 
-def _run_trial(
-    vendor: FaultableModel, fusers: list[_Fuser], spec: FaultSpec, trial: int, seed: int,
+TrialOutcome = tuple[TrialResult, np.ndarray, np.ndarray | None]  # result, PA preds, PA(NF) preds
+
+
+def run_trial(
+    vendor: FaultableModel, fusers: list[Fuser], spec: FaultSpec, trial: int, seed: int,
     x: np.ndarray, labels: np.ndarray, faulty_generator: bool, threads: int, batch_size: int,
-) -> list[tuple[TrialResult, np.ndarray, np.ndarray | None]]:  # fmt: skip
+) -> list[TrialOutcome]:  # fmt: skip
     """One fault pattern: build the faulty session once, then PA and each generator's PA(NF)."""
     start = time.perf_counter()
     faulty, changed = vendor.faulty_bytes(spec, seed=seed, threads=max(threads, 1))

@@ -1,0 +1,114 @@
+"""Validation trials in a local process pool (``validate --workers K``).
+
+Each worker receives the model paths and the preprocessed data once (pool initializer),
+loads the models itself and builds every onnxruntime session inside the process. A trial is
+a pure function of (fault spec, trial seed), so the results equal a single-process run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nfdeploy.faults.onnx_weights import TensorSelection
+from nfdeploy.faults.spec import FaultSpec
+
+if TYPE_CHECKING:
+    from nfdeploy.faults.onnx_model import FaultableModel
+    from nfdeploy.validate.runner import TrialOutcome
+
+Job = tuple[int, int, int]  # (spec index, trial index, trial seed)
+
+
+@dataclass(frozen=True)
+class PoolInputs:
+    """What every worker needs, sent to each worker once."""
+
+    model: str
+    storage: str
+    selection: TensorSelection | None
+    generators: tuple[str, ...]
+    generator_storage: str
+    x: np.ndarray
+    labels: np.ndarray
+    clean_fused: tuple[np.ndarray | None, ...]  # per report slot, computed once by the parent
+    faulty_generator: bool
+    threads: int
+    batch_size: int
+
+
+def threads_per_worker(threads: int, workers: int) -> int:
+    """--threads, or the cores shared out between the workers (at least 1 each)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return threads or max(1, (cores or 1) // workers)
+
+
+class _Worker:
+    def __init__(self, inputs: PoolInputs) -> None:
+        from nfdeploy.faults.onnx_model import load_faultable
+        from nfdeploy.validate.runner import Fuser
+
+        self.inputs = inputs
+        self.vendor = load_faultable(
+            inputs.model, storage=inputs.storage, selection=inputs.selection
+        )
+        slots: list[FaultableModel | None] = [
+            load_faultable(g, storage=inputs.generator_storage, namespace="generator/")
+            for g in inputs.generators
+        ] or [None]
+        self.fusers = [
+            Fuser(gen, inputs.x, inputs.batch_size, inputs.threads, clean=clean)
+            for gen, clean in zip(slots, inputs.clean_fused, strict=True)
+        ]
+
+    def run(self, spec: FaultSpec, trial: int, seed: int) -> list[TrialOutcome]:
+        from nfdeploy.validate.runner import run_trial
+
+        i = self.inputs
+        return run_trial(
+            self.vendor, self.fusers, spec, trial, seed, i.x, i.labels, i.faulty_generator,
+            i.threads, i.batch_size,
+        )  # fmt: skip
+
+
+_worker: _Worker | None = None  # this worker process's models, set once by _start
+
+
+def _start(inputs: PoolInputs) -> None:
+    global _worker
+    _worker = _Worker(inputs)
+
+
+def _run(spec: FaultSpec, trial: int, seed: int) -> list[TrialOutcome]:
+    assert _worker is not None, "the pool initializer did not run"
+    return _worker.run(spec, trial, seed)
+
+
+def run_pool(
+    inputs: PoolInputs,
+    specs: Sequence[FaultSpec],
+    jobs: Sequence[Job],
+    *,
+    workers: int,
+    on_done: Callable[[Job, list[TrialOutcome]], Any],
+) -> dict[tuple[int, int], list[TrialOutcome]]:
+    """Every job on ``workers`` processes (spawned: no state forked from onnxruntime)."""
+    context = multiprocessing.get_context("spawn")
+    outcomes: dict[tuple[int, int], list[TrialOutcome]] = {}
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_start, initargs=(inputs,)
+    ) as pool:
+        futures = {
+            pool.submit(_run, specs[s], trial, seed): (s, trial, seed) for s, trial, seed in jobs
+        }
+        for future in as_completed(futures):
+            job = futures[future]
+            outcomes[job[:2]] = result = future.result()
+            on_done(job, result)
+    return outcomes
