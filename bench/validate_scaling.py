@@ -52,7 +52,9 @@ def main() -> None:
         )  # fmt: skip
         seconds[k] = time.perf_counter() - start
         data = report.to_dict()
-        reports[k] = json.dumps({key: v for key, v in data.items() if key != "timing"}, sort_keys=True)
+        reports[k] = json.dumps(
+            {key: v for key, v in data.items() if key != "timing"}, sort_keys=True
+        )
         trials = 2 * args.trials
         print(f"  --workers {k}: {seconds[k]:6.2f} s  {trials / seconds[k]:5.2f} trials/s  "
               f"({seconds[1] / seconds[k]:.2f}x K=1){'' if reports[k] == reports[1] else '  REPORT DIFFERS'}")  # fmt: skip
