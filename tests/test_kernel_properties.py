@@ -26,7 +26,7 @@ SIZES = st.sampled_from([0, 1, 7, BLOCK - 1, BLOCK, BLOCK + 1, 2 * BLOCK + 3]) |
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(derandomize=True, max_examples=60, deadline=None)
 @given(
     model=MODELS, n=SIZES, p=RATES, mask=MASKS, seed=U64, stream=U64, data_seed=st.integers(0, 99)
 )
@@ -43,7 +43,7 @@ def test_kernel_equals_the_oracle(
     np.testing.assert_array_equal(data, expected)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(derandomize=True, max_examples=12, deadline=None)
 @given(
     model=MODELS,
     n=st.integers(1 << 20, 6 << 20),
@@ -70,7 +70,7 @@ def test_megabyte_buffers_only_masked_bits_and_any_thread_count(
         assert changed == n * bin(mask).count("1")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(derandomize=True, max_examples=40, deadline=None)
 @given(
     model=MODELS,
     dtype=st.sampled_from([np.int8, np.int16, np.float16, np.float32, np.float64, np.uint16]),
@@ -83,13 +83,17 @@ def test_other_dtypes_are_refused_untouched(model: str, dtype: type, n: int) -> 
     assert not data.any()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(derandomize=True, max_examples=40, deadline=None)
 @given(model=MODELS, rows=st.integers(2, 40), cols=st.integers(2, 40), step=st.integers(2, 5))
 def test_non_contiguous_and_read_only_are_refused_untouched(
     model: str, rows: int, cols: int, step: int
 ) -> None:
     data = np.zeros((rows, cols), dtype=np.uint8)
-    for view in (data.T, data[:, ::step], data.reshape(-1)[::step]):
+    views = [data.T, data[:, ::step], data.reshape(-1)[::step]]
+    # numpy calls a strided view of one element contiguous (e.g. a 2 x 2 flattened, [::4])
+    views = [v for v in views if not v.flags.c_contiguous]
+    assert views[0].shape == (cols, rows)  # data.T of a >= 2 x 2 array is never contiguous
+    for view in views:
         with pytest.raises(TypeError, match="C-contiguous"):
             getattr(_kernel, model)(view, 1.0, 1, 1)
     data.flags.writeable = False
@@ -98,7 +102,7 @@ def test_non_contiguous_and_read_only_are_refused_untouched(
     assert not data.any()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(derandomize=True, max_examples=40, deadline=None)
 @given(
     p=st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not 0.0 <= v <= 1.0),
     mask=st.integers().filter(lambda m: not 1 <= m <= 255),
