@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validate_overhead import random_resnet20
 
 from nfdeploy.faults.spec import FaultModel
+from nfdeploy.runtime.session import available_cores
 from nfdeploy.validate.runner import run_validations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.model is None:
         args.model = random_resnet20(ROOT / "bench" / "results" / "tmp" / "random-vendor")[0]
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     print(f"model {args.model.name}, {args.limit} images, BERs 0.005/0.01, {args.trials} trials "
           f"each, stuck-at; {cores} cores")  # fmt: skip
     reports, seconds = {}, {}

@@ -28,18 +28,11 @@ from nfdeploy.train.precision import Precision, resolve_precision
 from nfdeploy.vendor import load_vendor
 from tests.test_train import _train_args, data_path, vendor_path  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:You are using the legacy TorchScript-based ONNX export"
-)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 N, LAM = 3, 5.0
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def matmul_model(path: Path) -> Path:
@@ -253,7 +246,7 @@ def test_bad_chunk_is_one_line(
 def test_patterns_prefetch_only_with_a_free_core(monkeypatch: pytest.MonkeyPatch) -> None:
     from nfdeploy.train import setup
 
-    monkeypatch.setattr(setup.os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(setup, "available_cores", lambda: 2)
     monkeypatch.setattr(setup.torch, "get_num_threads", lambda: 2)
     assert not setup.free_core(torch.device("cpu"))
     assert setup.free_core(torch.device("cuda"))

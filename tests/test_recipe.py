@@ -21,17 +21,10 @@ from nfdeploy.vendor import load_vendor
 from tests.test_fast_training import LAM, VENDORS, N, _fused, _gradients, _weight_sets
 from tests.test_train import _train_args, data_path, vendor_path  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:You are using the legacy TorchScript-based ONNX export"
-)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 def _inputs() -> tuple[torch.Tensor, torch.Tensor]:

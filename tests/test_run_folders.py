@@ -10,24 +10,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 from click.testing import CliRunner
 
 from nfdeploy.cli import main
 from nfdeploy.faults.onnx_model import file_sha256
 from tests.onnx_builders import CLASSES, IN_CHANNELS, SIZE, conv_bn_model
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:You are using the legacy TorchScript-based ONNX export"
-)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 @pytest.fixture

@@ -25,17 +25,10 @@ from nfdeploy.train.perturbed import PerturbedWeights
 from nfdeploy.vendor import load_vendor
 from tests.onnx_builders import IN_CHANNELS, SIZE, conv_bn_model
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:You are using the legacy TorchScript-based ONNX export"
-)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 @pytest.fixture

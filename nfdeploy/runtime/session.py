@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 
 from nfdeploy.errors import NfdeployError
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells, else all)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else (os.cpu_count() or 1)
 
 
 def make_session(

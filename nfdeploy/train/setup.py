@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from nfdeploy.faults.spec import FaultModel, FaultSpec, parse_bit_positions
 from nfdeploy.generators import FusedInput, build_generator
 from nfdeploy.runtime.fit import check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
+from nfdeploy.runtime.session import available_cores
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.perturbed import PerturbedWeights, StepWeights
 from nfdeploy.train.precision import PrecisionChoice, resolve_precision
@@ -92,9 +92,7 @@ def free_core(device: torch.device) -> bool:
     """
     if device.type != "cpu":
         return True
-    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere all cores count
-    cores = len(affinity(0)) if affinity else (os.cpu_count() or 1)
-    return torch.get_num_threads() < cores
+    return torch.get_num_threads() < available_cores()
 
 
 def resolve_preprocess(text: str | None, model: FaultableModel) -> Preprocess:

@@ -8,7 +8,6 @@ a pure function of (fault spec, trial seed), so the results equal a single-proce
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import FaultSpec
+from nfdeploy.runtime.session import available_cores
 
 if TYPE_CHECKING:
     from nfdeploy.faults.onnx_model import FaultableModel
@@ -45,8 +45,7 @@ class PoolInputs:
 
 def threads_per_worker(threads: int, workers: int) -> int:
     """--threads, or the cores shared out between the workers (at least 1 each)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return threads or max(1, (cores or 1) // workers)
+    return threads or max(1, available_cores() // workers)
 
 
 class _Worker:
