@@ -104,3 +104,20 @@ def test_zero_workers_is_one_line(inputs: dict[str, Path], tmp_path: Path) -> No
             "--ber", "0.01", "--workers", "0", "--report", str(report)]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "--workers" in result.output and not report.exists()
+
+
+def test_provider_is_recorded_and_checked(inputs: dict[str, Path], tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    auto = _validate(inputs, tmp_path / "auto.json", "--threads", "1", "--provider", "auto")
+    assert auto["execution_provider"] in ort.get_available_providers()
+    cpu = _validate(inputs, tmp_path / "cpu.json", "--threads", "1")
+    assert cpu["execution_provider"] == "CPUExecutionProvider"
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: the refusal cannot be shown here")
+    report = tmp_path / "cuda.json"
+    args = ["validate", "--model", str(inputs["vendor"]), "--data", str(inputs["data"]),
+            "--ber", "0.01", "--provider", "cuda", "--report", str(report)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "--provider cuda: this onnxruntime has no" in result.output
+    assert "Traceback" not in result.output and not report.exists()

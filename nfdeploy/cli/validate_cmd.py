@@ -57,6 +57,14 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
 @threads_option("onnxruntime threads (0 = all cores).")
 @batch_size_option(256)
 @click.option(
+    "--provider",
+    type=click.Choice(["cpu", "cuda", "tensorrt", "auto"]),
+    default="cpu",
+    show_default=True,
+    help="onnxruntime execution provider; auto = the first of tensorrt, cuda, cpu that this "
+    "onnxruntime has. The report records it.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=1,

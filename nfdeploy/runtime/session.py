@@ -16,10 +16,41 @@ def available_cores() -> int:
     return len(affinity(0)) if affinity else (os.cpu_count() or 1)
 
 
+# --provider -> onnxruntime execution providers, in order of preference (CPU always last)
+PROVIDERS: dict[str, tuple[str, ...]] = {
+    "cpu": ("CPUExecutionProvider",),
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+CPU_ONLY = PROVIDERS["cpu"]
+
+
+def resolve_providers(requested: str) -> tuple[str, ...]:
+    """``--provider``: cpu, cuda, tensorrt, or auto (the first of tensorrt, cuda, cpu present)."""
+    available = set(ort.get_available_providers())
+    if requested == "auto":
+        for name in ("tensorrt", "cuda", "cpu"):
+            if PROVIDERS[name][0] in available:
+                return PROVIDERS[name]
+    if requested not in PROVIDERS:
+        raise NfdeployError(f"--provider {requested}: use cpu, cuda, tensorrt or auto.")
+    if PROVIDERS[requested][0] not in available:
+        raise NfdeployError(
+            f"--provider {requested}: this onnxruntime has no {PROVIDERS[requested][0]} "
+            f"(it has {', '.join(sorted(available))}); install onnxruntime-gpu, or use "
+            "--provider cpu."
+        )
+    return PROVIDERS[requested]
+
+
 def make_session(
-    model_bytes: bytes, *, threads: int = 0, name: str | None = None
+    model_bytes: bytes,
+    *,
+    threads: int = 0,
+    name: str | None = None,
+    providers: tuple[str, ...] = CPU_ONLY,
 ) -> ort.InferenceSession:
-    """A CPU session at full graph optimization (safe: faults are baked into the bytes).
+    """A session at full graph optimization (safe: faults are baked into the bytes).
 
     ``name`` (the model's path) starts the error message when onnxruntime refuses the model.
     """
@@ -29,7 +60,7 @@ def make_session(
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model_bytes, options, providers=list(providers))
     except Exception as exc:
         what = (
             f"{name}: onnxruntime cannot load it" if name else "onnxruntime cannot load the model"

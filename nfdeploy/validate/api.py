@@ -36,6 +36,7 @@ def validate(
     threads: int = 0,
     batch_size: int = 256,
     workers: int = 1,
+    provider: str = "cpu",
     report: str | None = None,
     plots: str | None = None,
     fail_under: float | None = None,
@@ -71,6 +72,7 @@ def validate(
         threads=threads,
         batch_size=batch_size,
         workers=workers,
+        provider=provider,
         progress=not quiet,
     )
     ok = True

@@ -41,6 +41,7 @@ class PoolInputs:
     faulty_generator: bool
     threads: int
     batch_size: int
+    providers: tuple[str, ...]
 
 
 def threads_per_worker(threads: int, workers: int) -> int:
@@ -62,7 +63,14 @@ class _Worker:
             for g in inputs.generators
         ] or [None]
         self.fusers = [
-            Fuser(gen, inputs.x, inputs.batch_size, inputs.threads, clean=clean)
+            Fuser(
+                gen,
+                inputs.x,
+                inputs.batch_size,
+                inputs.threads,
+                providers=inputs.providers,
+                clean=clean,
+            )
             for gen, clean in zip(slots, inputs.clean_fused, strict=True)
         ]
 
@@ -72,7 +80,7 @@ class _Worker:
         i = self.inputs
         return run_trial(
             self.vendor, self.fusers, spec, trial, seed, i.x, i.labels, i.faulty_generator,
-            i.threads, i.batch_size,
+            i.threads, i.batch_size, i.providers,
         )  # fmt: skip
 
 

@@ -29,7 +29,7 @@ from nfdeploy.faults.spec import (
 )
 from nfdeploy.runtime.fit import check_generator, check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
-from nfdeploy.runtime.session import make_session, run_logits
+from nfdeploy.runtime.session import CPU_ONLY, make_session, resolve_providers, run_logits
 from nfdeploy.validate.pool import Job, PoolInputs, run_pool, threads_per_worker
 from nfdeploy.validate.report import BerResult, Samples, TrialResult, ValidationReport
 
@@ -82,9 +82,11 @@ class Fuser:
         batch: int,
         threads: int,
         *,
+        providers: tuple[str, ...] = CPU_ONLY,
         clean: np.ndarray | None = None,  # G(x) when already computed (pool workers)
     ) -> None:
         self.generator, self.batch, self.threads, self.x = generator, batch, threads, x
+        self.providers = providers
         self._name = None if generator is None else str(generator.path)
         if clean is None and generator is not None:
             clean = self.fuse(generator.clean_bytes())
@@ -92,7 +94,9 @@ class Fuser:
 
     def fuse(self, model_bytes: bytes) -> np.ndarray:
         fused = run_logits(
-            make_session(model_bytes, threads=self.threads, name=self._name),
+            make_session(
+                model_bytes, threads=self.threads, name=self._name, providers=self.providers
+            ),
             self.x,
             batch_size=self.batch,
         )
@@ -145,6 +149,7 @@ def run_validations(
     threads: int = 0,
     batch_size: int = 256,
     workers: int = 1,
+    provider: str = "cpu",
     progress: bool = True,
 ) -> list[ValidationReport]:
     """One report per generator (or one without NF), all from the same faulty vendor passes.
@@ -167,6 +172,7 @@ def run_validations(
     if fault_model is FaultModel.CHIP_MAP:
         trials = 1  # a chip map is the same every trial
     seeds = check_seeds(seed, trials)
+    providers = resolve_providers(provider)
     vendor = load_faultable(model, storage=storage, selection=selection)
     if not vendor.targets:
         raise NfdeployError(
@@ -187,8 +193,10 @@ def run_validations(
         FaultSpec(fault_model, float(b), vendor.storage, bit_positions, chip_map) for b in bers
     ]
     slots: list[FaultableModel | None] = [*gens] or [None]  # one report each; None: no G
-    fusers = [Fuser(gen, x, batch_size, threads) for gen in slots]
-    clean_vendor = make_session(vendor.clean_bytes(), threads=threads, name=str(vendor.path))
+    fusers = [Fuser(gen, x, batch_size, threads, providers=providers) for gen in slots]
+    clean_vendor = make_session(
+        vendor.clean_bytes(), threads=threads, name=str(vendor.path), providers=providers
+    )
     clean_pred = predict(clean_vendor, x, batch_size)
     ca = float(np.mean(clean_pred == labels))
     ca_nf = [
@@ -211,7 +219,7 @@ def run_validations(
         inputs = PoolInputs(
             str(model), storage, selection, tuple(str(g) for g in generators), gen_storage, x,
             labels, tuple(f.clean for f in fusers), faulty_generator,
-            threads_per_worker(threads, workers), batch_size,
+            threads_per_worker(threads, workers), batch_size, providers,
         )  # fmt: skip
         outcomes = run_pool(inputs, specs, jobs, workers=workers, on_done=done)
     else:
@@ -220,7 +228,7 @@ def run_validations(
             i, trial, trial_seed = job
             outcomes[(i, trial)] = outcome = run_trial(
                 vendor, fusers, specs[i], trial, trial_seed, x, labels, faulty_generator, threads,
-                batch_size,
+                batch_size, providers,
             )  # fmt: skip
             done(job, outcome)
     rows: list[list[BerResult]] = [[] for _ in fusers]
@@ -247,6 +255,8 @@ def run_validations(
     ]  # fmt: skip
     for report in reports if chip_note else []:
         report.header["fault"]["chip_map_note"] = chip_note
+    for report in reports:
+        report.header["execution_provider"] = providers[0]
     return reports
 
 
@@ -291,11 +301,12 @@ TrialOutcome = tuple[TrialResult, np.ndarray, np.ndarray | None]  # result, PA p
 def run_trial(
     vendor: FaultableModel, fusers: list[Fuser], spec: FaultSpec, trial: int, seed: int,
     x: np.ndarray, labels: np.ndarray, faulty_generator: bool, threads: int, batch_size: int,
+    providers: tuple[str, ...] = CPU_ONLY,
 ) -> list[TrialOutcome]:  # fmt: skip
     """One fault pattern: build the faulty session once, then PA and each generator's PA(NF)."""
     start = time.perf_counter()
     faulty, changed = vendor.faulty_bytes(spec, seed=seed, threads=max(threads, 1))
-    session = make_session(faulty, threads=threads, name=str(vendor.path))
+    session = make_session(faulty, threads=threads, name=str(vendor.path), providers=providers)
     inject_s = time.perf_counter() - start
     start = time.perf_counter()
     pred = predict(session, x, batch_size)
