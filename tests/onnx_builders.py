@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -119,3 +121,12 @@ def numpy_forward(
         out = np.maximum(out, 0)
     pooled = out.mean(axis=(2, 3))
     return pooled @ weights["fc.weight"].T.astype(np.float64) + weights["fc.bias"]
+
+
+def colour_patches_npz(path: Path, count: int) -> Path:
+    """``count`` noisy flat-colour SIZE x SIZE images with random labels, as an .npz (seed 0)."""
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, (count, 1, 1, IN_CHANNELS))
+    images = np.clip(colours + rng.integers(-20, 21, (count, SIZE, SIZE, IN_CHANNELS)), 0, 255)
+    np.savez(path, x=images.astype(np.uint8), y=rng.integers(0, CLASSES, count))
+    return path

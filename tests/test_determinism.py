@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
 
 from nfdeploy.cli import main
-from tests.onnx_builders import CLASSES, IN_CHANNELS, SIZE, conv_bn_model
+from tests.onnx_builders import colour_patches_npz, conv_bn_model
 from tests.test_validate_cli import _identity_generator
 
 
@@ -26,11 +25,7 @@ def without_timing(report: dict[str, Any]) -> dict[str, Any]:
 def inputs(tmp_path: Path) -> dict[str, Path]:
     vendor = tmp_path / "vendor.onnx"
     onnx.save(conv_bn_model(seed=1), str(vendor))
-    rng = np.random.default_rng(0)
-    colours = rng.integers(0, 256, (80, 1, 1, IN_CHANNELS))
-    images = np.clip(colours + rng.integers(-20, 21, (80, SIZE, SIZE, IN_CHANNELS)), 0, 255)
-    data = tmp_path / "data.npz"
-    np.savez(data, x=images.astype(np.uint8), y=rng.integers(0, CLASSES, 80))
+    data = colour_patches_npz(tmp_path / "data.npz", 80)
     generator = _identity_generator(tmp_path / "generator.onnx", delta=0.1)
     return {"vendor": vendor, "data": data, "generator": generator}
 

@@ -7,14 +7,13 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 from click.testing import CliRunner
 
 from nfdeploy.cli import main
 from nfdeploy.faults.onnx_model import file_sha256
-from tests.onnx_builders import CLASSES, IN_CHANNELS, SIZE, conv_bn_model
+from tests.onnx_builders import SIZE, colour_patches_npz, conv_bn_model
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
@@ -26,11 +25,7 @@ pytestmark = [
 def files(tmp_path: Path) -> dict[str, Path]:
     vendor = tmp_path / "vendor.onnx"
     onnx.save(conv_bn_model(seed=1), str(vendor))
-    rng = np.random.default_rng(0)
-    colours = rng.integers(0, 256, (60, 1, 1, IN_CHANNELS))
-    images = np.clip(colours + rng.integers(-20, 21, (60, SIZE, SIZE, IN_CHANNELS)), 0, 255)
-    data = tmp_path / "data.npz"
-    np.savez(data, x=images.astype(np.uint8), y=rng.integers(0, CLASSES, 60))
+    data = colour_patches_npz(tmp_path / "data.npz", 60)
     return {"vendor": vendor, "data": data}
 
 

@@ -23,7 +23,7 @@ from nfdeploy.faults.spec import FaultModel, FaultSpec, Storage
 from nfdeploy.generators import FusedInput, build_generator
 from nfdeploy.train.perturbed import PerturbedWeights
 from nfdeploy.vendor import load_vendor
-from tests.onnx_builders import IN_CHANNELS, SIZE, conv_bn_model
+from tests.onnx_builders import IN_CHANNELS, SIZE, colour_patches_npz, conv_bn_model
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export"),
@@ -40,11 +40,7 @@ def vendor_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def data_path(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    colours = rng.integers(0, 256, (120, 1, 1, IN_CHANNELS))
-    images = np.clip(colours + rng.integers(-20, 21, (120, SIZE, SIZE, IN_CHANNELS)), 0, 255)
-    path = tmp_path / "data.npz"
-    np.savez(path, x=images.astype(np.uint8), y=rng.integers(0, 3, 120))
+    path = colour_patches_npz(tmp_path / "data.npz", 120)
     return path
 
 

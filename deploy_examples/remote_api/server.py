@@ -323,18 +323,8 @@ class Handler(BaseHTTPRequestHandler):
                 },
             )
             return
-        x = x.reshape(shape)
-        if not np.isfinite(x).all():
-            self._send(400, {"error": "tensor holds NaN or infinite values"})
-            return
-        try:
-            logits = predictor.predict(x)
-        except Exception as exc:
-            text = str(exc).strip()
-            self._send(
-                500,
-                {"error": f"model failed: {text.splitlines()[0] if text else type(exc).__name__}"},
-            )
+        logits = self._logits_or_error(predictor, x.reshape(shape))
+        if logits is None:
             return
         answer: dict[str, Any] = {
             "model_name": predictor.name,
@@ -368,6 +358,19 @@ class Handler(BaseHTTPRequestHandler):
             )  # fmt: skip
             return None
         return length
+
+    def _logits_or_error(self, predictor: Any, x: np.ndarray) -> np.ndarray | None:
+        """The model's logits for ``x``; None once a 400/500 answer has been sent."""
+        if not np.isfinite(x).all():
+            self._send(400, {"error": "tensor holds NaN or infinite values"})
+            return None
+        try:
+            return predictor.predict(x)  # type: ignore[no-any-return]
+        except Exception as exc:
+            text = str(exc).strip()
+            line = text.splitlines()[0] if text else type(exc).__name__
+            self._send(500, {"error": f"model failed: {line}"})
+            return None
 
     def _send(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -455,15 +458,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": f"body ended after {len(body)} of {length} bytes"})
             return
         x = np.frombuffer(body, dtype="<f4").reshape(shape).astype(np.float32)
-        if not np.isfinite(x).all():
-            self._send(400, {"error": "tensor holds NaN or infinite values"})
-            return
-        try:
-            logits = predictor.predict(x)
-        except Exception as exc:
-            text = str(exc).strip()
-            line = text.splitlines()[0] if text else type(exc).__name__
-            self._send(500, {"error": f"model failed: {line}"})
+        logits = self._logits_or_error(predictor, x)
+        if logits is None:
             return
         self._send(
             200,
