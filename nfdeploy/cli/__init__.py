@@ -62,6 +62,7 @@ def _register() -> None:
         energy_cmd,
         export_cmd,
         inspect_cmd,
+        sensitivity_cmd,
         train_cmd,
         validate_cmd,
     )
@@ -70,6 +71,7 @@ def _register() -> None:
         train_cmd.train_command,
         export_cmd.export_command,
         validate_cmd.validate_command,
+        sensitivity_cmd.sensitivity_command,
         inspect_cmd.inspect_command,
         energy_cmd.energy_command,
         chipmap_cmd.chipmap_command,
