@@ -16,6 +16,12 @@ class Group:
 
     name: str
     tensors: tuple[str, ...]
+    nodes: tuple[str, ...]  # the Conv/Gemm/MatMul node of each tensor (may be "")
+
+    def layer(self) -> str:
+        """A readable label: the node of a one-tensor group, else the first node and a count."""
+        first = self.nodes[0] or self.tensors[0]
+        return first if len(self.nodes) == 1 else f"{first} +{len(self.nodes) - 1}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ def make_groups(targets: Sequence[FaultTarget], rules: Sequence[GroupRule]) -> l
 
     Groups come in the graph order of their first tensor.
     """
-    members: dict[str, list[str]] = {}
+    members: dict[str, list[FaultTarget]] = {}
     for target in targets:
         rule = next((r for r in rules if re.search(r.pattern, target.name)), None)
         key = rule.name if rule is not None else target.name
@@ -60,11 +66,14 @@ def make_groups(targets: Sequence[FaultTarget], rules: Sequence[GroupRule]) -> l
                 f"--group {key}=...: the group name is also a tensor name outside the group; "
                 "choose another name."
             )
-        members.setdefault(key, []).append(target.name)
+        members.setdefault(key, []).append(target)
     for rule in rules:
         if rule.name not in members:
             raise NfdeployError(
                 f"--group {rule.name}={rule.pattern}: matches no fault target (or only tensors "
                 "an earlier --group took); `nfdeploy inspect MODEL.onnx` lists them."
             )
-    return [Group(name, tuple(names)) for name, names in members.items()]
+    return [
+        Group(name, tuple(t.name for t in group), tuple(t.node for t in group))
+        for name, group in members.items()
+    ]

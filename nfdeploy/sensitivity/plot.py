@@ -42,7 +42,7 @@ def sensitivity_bars(report: SensitivityReport, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.0, 0.28 * len(rows) + 1.4))
     y = np.arange(len(rows))
     ax.barh(y, mean, xerr=spread, color="C3", alpha=0.8, capsize=2)
-    ax.set_yticks(y, [r.group.name for r in rows], fontsize=7)
+    ax.set_yticks(y, [f"{r.group.layer()}  [{r.group.name}]" for r in rows], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(f"PA drop (points below CA {report.ca * 100:.1f})")
     ax.set_title(f"Per-tensor sensitivity, {_title(report)}", fontsize=9)

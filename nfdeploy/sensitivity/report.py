@@ -32,6 +32,7 @@ class GroupResult:
             "rank": rank,
             "group": self.group.name,
             "tensors": list(self.group.tensors),
+            "nodes": list(self.group.nodes),
             "stored_bytes": self.stored_bytes,
             "access_share": self.access_share,
             "pa": self.pa().to_dict(),
@@ -113,12 +114,13 @@ class SensitivityReport:
             f"{len(h['tensors'])} tensors in {len(self.ranking)} groups; CA {self.ca * 100:.1f}",
             "",
             "per-group sensitivity (faults only in that group):",
-            f"{'rank':>4}  {'group':<32} {'bytes':>9} {'access':>7} {'PA (mean ± std)':>16} "
-            f"{'drop':>6}",
+            f"{'rank':>4}  {'group':<24} {'layer (node)':<32} {'bytes':>9} {'access':>7} "
+            f"{'PA (mean ± std)':>16} {'drop':>6}",
         ]
         for i, row in enumerate(self.ranking[:top]):
             lines.append(
-                f"{i + 1:>4}  {row.group.name:<32} {row.stored_bytes:>9,} "
+                f"{i + 1:>4}  {row.group.name:<24} {_cut(row.group.layer(), 32):<32} "
+                f"{row.stored_bytes:>9,} "
                 f"{_pct(row.access_share):>7} {row.pa().text():>16} "
                 f"{(self.ca - row.pa().mean) * 100:>6.1f}"
             )
@@ -140,6 +142,10 @@ class SensitivityReport:
         if "error" in self.energy:
             lines.append(f"energy: not estimated ({self.energy['error']})")
         return "\n".join(lines)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
 
 
 def _pct(value: float | None) -> str:
