@@ -16,7 +16,15 @@ Between the two anchored voltages we interpolate r with the power law through bo
 the anchors themselves sit on that law (0.83^2 = 0.689 vs 0.694), so this is defensible for
 0.83 <= v <= 1. Below 0.83 x Vmin (more than ~1 % BER) nothing is anchored: pass ``r``. The
 BER at an interpolated voltage is unknown (reported as ``None``): nothing measured maps the
-voltages between 0.83 and 1.0 to a BER.
+voltages between 0.83 and 1.0 to a BER for the energy table (``ber`` stays ``None`` there).
+
+**Voltage -> BER curve** (:func:`ber_at_voltage`, used by ``chipmap --voltage`` and
+``validate --voltage``): ``log10 BER`` linear in V / Vmin between the paper's sourced point
+(0.83, 1e-2) and an **assumed** onset point (0.95, 1.31e-5). The log-linear shape follows
+the exponential rise of the fault rate below Vmin measured on undervolted FPGA BRAMs (Salami
+et al., MICRO 2018); the onset voltage is an assumption, chosen so that the reference's
+measured but unlabelled BERs (1.31e-5 .. ~1e-2) span 0.83 .. 0.95 x Vmin. At Vmin the BER is 0;
+between 0.95 and 1.0 and below 0.83 the curve gives no BER (refused with one line).
 """
 
 from __future__ import annotations
@@ -28,9 +36,13 @@ from typing import Any
 from nfdeploy.errors import NfdeployError
 
 __all__ = [
+    "BER_CURVE",
     "MEASURED_BERS",
     "PAPER_POINT",
+    "CurvePoint",
     "OperatingPoint",
+    "VoltageBer",
+    "ber_at_voltage",
     "operating_point",
     "voltage_table",
 ]
@@ -42,7 +54,8 @@ _SOURCE_PAPER = (
 _SOURCE_NOMINAL = "nominal supply (Vmin): no bit errors, r = 1 by definition"
 _SOURCE_INTERP = (
     "r interpolated with the power law through (1.0, 1.0) and (0.83, 0.694): "
-    "r = v^{exp:.3f} (C V^2 scaling); BER at this voltage is not known"
+    "r = v^{exp:.3f} (C V^2 scaling); BER at this voltage is not measured (the assumed "
+    "voltage -> BER curve, ber_at_voltage, gives {ber})"
 )
 _SOURCE_USER = "r given by the user"
 
@@ -121,7 +134,8 @@ def _from_voltage(voltage: float) -> OperatingPoint:
         return PAPER_POINT
     if _V_LOW < voltage < 1.0:
         r = voltage**_EXPONENT
-        return OperatingPoint(voltage, None, r, _SOURCE_INTERP.format(exp=_EXPONENT))
+        assumed = _curve_ber_text(voltage)
+        return OperatingPoint(voltage, None, r, _SOURCE_INTERP.format(exp=_EXPONENT, ber=assumed))
     if voltage > 1.0:
         raise NfdeployError(
             f"voltage {voltage:g} x Vmin: above nominal saves nothing; the table covers "
@@ -163,3 +177,83 @@ def operating_point(
             f"({_known()}); give one of them, or pass --r"
         )
     return point
+
+
+# ----------------------------------------------------------------------------- BER curve
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One anchor of the voltage -> BER curve; ``assumed`` marks a point nobody measured."""
+
+    voltage_ratio: float
+    ber: float
+    source: str
+    assumed: bool
+
+
+@dataclass(frozen=True)
+class VoltageBer:
+    """The stuck-at BER (faulty-cell fraction) the curve gives at ``voltage_ratio`` x Vmin."""
+
+    voltage_ratio: float
+    ber: float
+    source: str
+    assumed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "curve": curve_description()}
+
+
+_ONSET = CurvePoint(
+    0.95,
+    1.31e-5,
+    "ASSUMPTION: onset of the curve at 0.95 x Vmin with the smallest BER the reference lists "
+    "(1.31e-5, voltage unlabelled)",
+    True,
+)
+#: Anchors, highest voltage first: nominal (sourced), the assumed onset, the paper's point.
+BER_CURVE: tuple[CurvePoint, ...] = (
+    CurvePoint(1.0, 0.0, _SOURCE_NOMINAL, False),
+    _ONSET,
+    CurvePoint(_V_LOW, _BER_LOW, _SOURCE_PAPER, False),
+)
+_SOURCE_CURVE = (
+    "log10 BER interpolated linearly in V between 0.83 x Vmin (1e-2, NeuralFuse) and the "
+    "assumed onset 0.95 x Vmin (1.31e-5); exponential rise below Vmin as measured on FPGA "
+    "BRAMs (Salami et al., MICRO 2018); values between the anchors are an ASSUMPTION"
+)
+
+
+def curve_description() -> str:
+    return _SOURCE_CURVE
+
+
+def ber_at_voltage(voltage: float) -> VoltageBer:
+    """Stuck-at BER at ``voltage`` (V / Vmin) from :data:`BER_CURVE`; one-line error outside."""
+    voltage = _check_voltage(voltage)
+    for point in BER_CURVE:
+        if _close(voltage, point.voltage_ratio):
+            return VoltageBer(point.voltage_ratio, point.ber, point.source, point.assumed)
+    low, high = _V_LOW, _ONSET.voltage_ratio
+    if low < voltage < high:
+        t = (voltage - low) / (high - low)
+        log_ber = math.log10(_BER_LOW) + t * (math.log10(_ONSET.ber) - math.log10(_BER_LOW))
+        return VoltageBer(voltage, 10.0**log_ber, _SOURCE_CURVE, True)
+    if voltage > 1.0:
+        reason = "above Vmin (error-free, nothing to inject)"
+    elif voltage > high:
+        reason = f"between {high:g} and 1.0 x Vmin, where the BER is below {_ONSET.ber:g} and not modelled"
+    else:
+        reason = f"below {low:g} x Vmin (BER > 1%), where nothing is sourced"
+    raise NfdeployError(
+        f"--voltage {voltage:g}: {reason}; the voltage -> BER curve covers {low:g}..{high:g} "
+        "and 1.0 x Vmin; give --ber instead."
+    )
+
+
+def _curve_ber_text(voltage: float) -> str:
+    try:
+        return f"{ber_at_voltage(voltage).ber:.2g}"
+    except NfdeployError:
+        return "no BER"
