@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def test_import_size_check_and_tile(vendor: Path, tmp_path: Path) -> None:
             },
             "sa1_packed holds 1 uint8",
         ),
-    ],  # fmt: skip
+    ],
 )
 def test_import_refuses_bad_maps(
     tmp_path: Path, arrays: dict[str, np.ndarray], needle: str
@@ -164,7 +165,7 @@ def test_voltage_curve_points_and_interpolation() -> None:
     mid = ber_at_voltage(0.89)  # half way between 0.83 and 0.95 in log BER
     assert mid.ber == pytest.approx(math.sqrt(0.01 * 1.31e-5), rel=1e-9) and mid.assumed
     bers = [ber_at_voltage(v).ber for v in np.linspace(0.83, 0.95, 13)]
-    assert all(a > b for a, b in zip(bers, bers[1:], strict=False))  # lower voltage, more faults
+    assert all(a > b for a, b in itertools.pairwise(bers))  # lower voltage, more faults
     assert [p.assumed for p in BER_CURVE] == [False, True, False]
 
 
