@@ -17,6 +17,14 @@ import click
 from nfdeploy.faults.spec import MAX_SEED, FaultModel, Storage
 
 STORAGE_CHOICES = ["auto", *[s.value for s in Storage]]
+#: train draws fresh patterns per seed; a chip map is one fixed chip, for validation only
+TRAIN_FAULT_MODELS = [m.value for m in FaultModel if m is not FaultModel.CHIP_MAP]
+FAULT_MODEL_HELP = (
+    "flip: each bit flips with prob. BER. stuck-at: each cell faulty with prob. BER, stuck at "
+    "0/1 (reference '1%' = ~0.5% flips). ref-tiled: stuck-at cells of the NeuralFuse "
+    "reference's 8192x128 map per seed, tiled over every layer, so faults repeat (its figures' "
+    "model). chip-map: fixed map from --chip-map (validate only)."
+)
 
 SEED = click.IntRange(0, MAX_SEED)
 BATCH_SIZE = click.IntRange(min=1)
@@ -80,8 +88,7 @@ def fault_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice([m.value for m in FaultModel]),
             default=FaultModel.FLIP.value,
             show_default=True,
-            help="flip: each bit flips with prob. BER. stuck-at: each cell faulty with prob. BER, "
-            "stuck at 0/1 (reference '1%' = ~0.5% flips). chip-map: fixed map from --chip-map.",
+            help=FAULT_MODEL_HELP,
         ),
         storage_option(STORAGE_HELP),
         click.option(

@@ -7,7 +7,9 @@ from click.core import ParameterSource
 
 from nfdeploy.cli._errors import user_errors
 from nfdeploy.cli._options import (
+    FAULT_MODEL_HELP,
     STORAGE_HELP,
+    TRAIN_FAULT_MODELS,
     batch_size_option,
     seed_option,
     storage_option,
@@ -79,7 +81,11 @@ from nfdeploy.train.precision import PRECISION_CHOICES
 )
 @click.option("--train-ber", type=float, default=0.01, show_default=True)
 @click.option(
-    "--fault-model", type=click.Choice(["flip", "stuck-at"]), default="stuck-at", show_default=True
+    "--fault-model",
+    type=click.Choice(TRAIN_FAULT_MODELS),
+    default="stuck-at",
+    show_default=True,
+    help=FAULT_MODEL_HELP,
 )
 @storage_option(STORAGE_HELP)
 @click.option("--bits", default=None, help="Only these bit positions fail, e.g. '7' or '6-7'.")

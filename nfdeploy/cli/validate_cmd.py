@@ -52,6 +52,14 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
 @seed_option(50_000, "First trial seed (trial k uses seed+k).")
 @fault_options
 @click.option(
+    "--nested",
+    is_flag=True,
+    help="Nested patterns: for each trial seed the faulty cells at a lower --ber are a subset "
+    "of those at a higher one (each rate still exactly i.i.d.; stuck values do not change with "
+    "the rate), so a sweep is paired per trial. flip and stuck-at; ref-tiled is always nested. "
+    "Default: independent patterns per rate.",
+)
+@click.option(
     "--faulty-generator", is_flag=True, help="Inject faults into the generator's weights too."
 )
 @threads_option("onnxruntime threads (0 = all cores).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -22,6 +23,7 @@ class FaultModel(str, Enum):
     FLIP = "flip"
     STUCK_AT = "stuck-at"
     CHIP_MAP = "chip-map"
+    REF_TILED = "ref-tiled"
 
 
 class Storage(str, Enum):
@@ -39,7 +41,22 @@ DEFINITIONS = {
         "probability 1/2 each (about p/2 of bits change; reference-compatible '1% BER')"
     ),
     FaultModel.CHIP_MAP: "chip-map: a fixed per-cell stuck-at map loaded from a file, the same every trial",
+    FaultModel.REF_TILED: (
+        "ref-tiled: the NeuralFuse reference's map of 8192 x 128 stuck-at cells per trial seed "
+        "(a cell is faulty iff its numpy RandomState(seed) uniform is < p, and then stuck at 1 iff "
+        "its RandomState(seed + 1) uniform is < 1/2, else at 0), tiled over each tensor from the "
+        "map's start: with k = 128 / (bits per element) elements per map row, element i (C order) "
+        "uses row (i // k**2) mod 8192, slot i mod k (its bit j = cell slot * bits + j), so "
+        "faults repeat every k elements within each run of k**2, and every layer gets the same "
+        "cells; nested across p for a seed"
+    ),
 }
+
+#: Sentence a nested flip / stuck-at spec adds to its definition (ref-tiled is nested anyway).
+NESTED_DEFINITION = (
+    "nested: for a trial seed the faulty cells at a lower p are a subset of those at a higher p "
+    "(every rate still exactly i.i.d.), and a faulty cell's stuck value does not depend on p"
+)
 
 STORAGE_DEFINITIONS = {
     Storage.INT8_TENSOR: "symmetric per-tensor int8, scale = max|W|/127, two's complement codes",
@@ -75,6 +92,7 @@ class FaultSpec:
     storage: Storage = Storage.INT8_TENSOR
     bit_positions: tuple[int, ...] | None = None
     chip_map: Path | None = field(default=None)
+    nested: bool = False  # faults at a lower BER a subset of those at a higher one (same seed)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.ber, float | int) and 0.0 <= self.ber <= 1.0) or math.isnan(
@@ -87,6 +105,11 @@ class FaultSpec:
             raise NfdeployError(
                 "--fault-model chip-map needs --chip-map FILE (see `nfdeploy chipmap`)."
             )
+        if self.nested and self.model is FaultModel.CHIP_MAP:
+            raise NfdeployError(
+                "--nested: a chip map has no rate to nest; drop --nested or use flip, stuck-at "
+                "or ref-tiled."
+            )
 
     @property
     def bit_mask(self) -> int:
@@ -94,8 +117,13 @@ class FaultSpec:
             return 0xFF
         return sum(1 << bit for bit in self.bit_positions)
 
+    @property
+    def is_nested(self) -> bool:
+        """Whether the faults at a lower rate are a subset of those at a higher one."""
+        return self.nested or self.model is FaultModel.REF_TILED
+
     def with_ber(self, ber: float) -> FaultSpec:
-        return FaultSpec(self.model, float(ber), self.storage, self.bit_positions, self.chip_map)
+        return dataclasses.replace(self, ber=float(ber))
 
     def describe(self) -> str:
         bits = "all bits" if self.bit_positions is None else f"bits {list(self.bit_positions)}"
@@ -104,10 +132,15 @@ class FaultSpec:
             if self.model is FaultModel.CHIP_MAP
             else f"p = {self.ber:g}"
         )
-        return f"{DEFINITIONS[self.model]}; {rate}; {bits}; storage: {STORAGE_DEFINITIONS[self.storage]}"
+        nested = (
+            f"; {NESTED_DEFINITION}"
+            if self.nested and self.model is not FaultModel.REF_TILED
+            else ""
+        )
+        return f"{DEFINITIONS[self.model]}{nested}; {rate}; {bits}; storage: {STORAGE_DEFINITIONS[self.storage]}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "fault_model": self.model.value,
             "ber": self.ber,
             "storage": self.storage.value,
@@ -115,6 +148,8 @@ class FaultSpec:
             "chip_map": str(self.chip_map) if self.chip_map else None,
             "definition": self.describe(),
         }
+        # only when nested, so reports of non-nested runs stay as they were
+        return {**data, "nested": True} if self.is_nested else data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FaultSpec:
@@ -126,4 +161,5 @@ class FaultSpec:
             Storage(data["storage"]),
             tuple(bits) if bits else None,
             Path(chip) if chip else None,
+            nested=bool(data.get("nested", False)) and data["fault_model"] != "ref-tiled",
         )

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import nfdeploy.faults.kernel as kernel
-from nfdeploy.faults.chipmap import ChipMap
-from nfdeploy.faults.spec import FaultModel, FaultSpec, Storage
+from nfdeploy.faults.injectors import injector
+from nfdeploy.faults.spec import FaultSpec, Storage
 
 INT8_MAX = 127.0
 
@@ -95,52 +94,15 @@ def perturb(
 
     Pattern of tensor ``t`` depends only on (seed, name of t, its byte length, spec): the kernel
     stream is the FNV-1a hash of ``namespace + name``. A chip map instead addresses the tensors laid
-    out back to back in list order (byte address * 8 + bit = cell index).
+    out back to back in list order (byte address * 8 + bit = cell index); ref-tiled lays every
+    tensor over the seed's map from its start. The injector comes from
+    :data:`nfdeploy.faults.injectors.INJECTORS`, keyed by ``spec.model``.
     """
-    chip = (
-        ChipMap.load(spec.chip_map) if spec.model is FaultModel.CHIP_MAP and spec.chip_map else None
-    )
+    inject = injector(spec=spec, seed=seed, threads=threads)
     results: list[tuple[np.ndarray, int]] = []
     address = 0
     for weight in stored:
         faulty = weight.codes.copy()
-        changed = inject(
-            faulty,
-            spec,
-            seed=seed,
-            name=namespace + weight.name,
-            threads=threads,
-            chip=chip,
-            address=address,
-        )
-        results.append((faulty, changed))
+        results.append((faulty, inject(faulty, namespace + weight.name, address)))
         address += weight.nbytes
     return results
-
-
-def inject(
-    codes: np.ndarray,
-    spec: FaultSpec,
-    *,
-    seed: int,
-    name: str,
-    threads: int = 1,
-    chip: ChipMap | None = None,
-    address: int = 0,
-) -> int:
-    """Inject faults into ``codes`` in place; returns the number of bits changed."""
-    if spec.model is FaultModel.CHIP_MAP:
-        if chip is None:
-            raise ValueError("chip-map injection needs a loaded ChipMap")
-        return chip.apply(kernel.byte_view(codes), address=address, bit_mask=spec.bit_mask)
-    if spec.ber == 0.0 or codes.size == 0:
-        return 0
-    inject_fn = kernel.flip_bits if spec.model is FaultModel.FLIP else kernel.stuck_at
-    return inject_fn(
-        codes,
-        spec.ber,
-        seed=seed,
-        stream=kernel.stream_key(name),
-        bit_mask=spec.bit_mask,
-        threads=threads,
-    )

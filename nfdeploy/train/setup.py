@@ -143,7 +143,7 @@ def resolve_device(text: str) -> torch.device:
 def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
     if config.fault_model == FaultModel.CHIP_MAP.value:
         raise NfdeployError(
-            "--fault-model chip-map is for validation; train with flip or stuck-at."
+            "--fault-model chip-map is for validation; train with flip, stuck-at or ref-tiled."
         )
     if not Path(config.vendor).is_file():
         raise NfdeployError(f"{config.vendor}: no such vendor ONNX file. Check --model.")

@@ -19,6 +19,7 @@ from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.chipmap import ChipMap
 from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
+from nfdeploy.faults.ref_tiled import check_seed as check_ref_seed
 from nfdeploy.faults.spec import (
     EVAL_SEED_START,
     MAX_SEED,
@@ -141,6 +142,7 @@ def run_validations(
     storage: str = "auto",
     bit_positions: tuple[int, ...] | None = None,
     chip_map: Path | None = None,
+    nested: bool = False,
     selection: TensorSelection | None = None,
     faulty_generator: bool = False,
     preprocess: str | None = None,
@@ -172,6 +174,8 @@ def run_validations(
     if fault_model is FaultModel.CHIP_MAP:
         trials = 1  # a chip map is the same every trial
     seeds = check_seeds(seed, trials)
+    if fault_model is FaultModel.REF_TILED:
+        check_ref_seed(seeds[-1])  # before any work, not in the first trial
     providers = resolve_providers(provider)
     vendor = load_faultable(model, storage=storage, selection=selection)
     if not vendor.targets:
@@ -190,7 +194,8 @@ def run_validations(
     check_labels(dataset.labels, classes, data=str(data), model=str(model))
     x, labels = pre.apply(dataset.images), dataset.labels
     specs = [
-        FaultSpec(fault_model, float(b), vendor.storage, bit_positions, chip_map) for b in bers
+        FaultSpec(fault_model, float(b), vendor.storage, bit_positions, chip_map, nested=nested)
+        for b in bers
     ]
     slots: list[FaultableModel | None] = [*gens] or [None]  # one report each; None: no G
     fusers = [Fuser(gen, x, batch_size, threads, providers=providers) for gen in slots]
