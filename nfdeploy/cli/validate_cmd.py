@@ -39,8 +39,16 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
     "bers",
     type=float,
     multiple=True,
-    required=True,
-    help="Bit error rate; repeat for a sweep.",
+    help="Bit error rate; repeat for a sweep. Give --ber or --voltage.",
+)
+@click.option(
+    "--voltage",
+    "voltages",
+    type=float,
+    multiple=True,
+    help="Supply voltage as a fraction of Vmin (e.g. 0.83), instead of --ber: the stuck-at BER "
+    "comes from the voltage -> BER curve (0.83 -> 1e-2 sourced, 0.83..0.95 ASSUMED log-linear; "
+    "see docs/fault-model.md); repeat for a sweep. Needs --fault-model stuck-at or ref-tiled.",
 )
 @click.option(
     "--trials",

@@ -30,6 +30,7 @@ between 0.95 and 1.0 and below 0.83 the curve gives no BER (refused with one lin
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,7 +44,9 @@ __all__ = [
     "OperatingPoint",
     "VoltageBer",
     "ber_at_voltage",
+    "describe_rates",
     "operating_point",
+    "rates_for_voltages",
     "voltage_table",
 ]
 
@@ -257,3 +260,37 @@ def _curve_ber_text(voltage: float) -> str:
         return f"{ber_at_voltage(voltage).ber:.2g}"
     except NfdeployError:
         return "no BER"
+
+
+#: Fault models whose rate p is a faulty-cell fraction, the BER the curve gives (NeuralFuse's
+#: "1% BER" convention); flip's p is a per-bit flip rate, and a chip map has its own faults.
+CELL_RATE_FAULT_MODELS = ("stuck-at", "ref-tiled")
+
+
+def rates_for_voltages(
+    *, voltages: Sequence[float], fault_model: str
+) -> tuple[tuple[float, ...], dict[str, Any]]:
+    """The BER of each voltage (V / Vmin) and a record of the mapping for the report."""
+    if fault_model not in CELL_RATE_FAULT_MODELS:
+        raise NfdeployError(
+            f"--voltage with --fault-model {fault_model}: the voltage -> BER curve gives a "
+            "faulty-cell rate (the paper's stuck-at '1% BER'); use --fault-model stuck-at, or "
+            "give --ber."
+        )
+    points = [ber_at_voltage(v) for v in voltages]
+    record = {
+        "voltages": [p.voltage_ratio for p in points],
+        "bers": [p.ber for p in points],
+        "assumed": [p.assumed for p in points],
+        "sources": [p.source for p in points],
+        "curve": curve_description(),
+        "ber_definition": "faulty-cell fraction (stuck-at); see docs/fault-model.md",
+    }
+    return tuple(p.ber for p in points), record
+
+
+def describe_rates(record: dict[str, Any]) -> str:
+    """One line for a :func:`rates_for_voltages` record: which voltage gave which BER."""
+    pairs = zip(record["voltages"], record["bers"], strict=True)
+    mapping = ", ".join(f"{v:g} x Vmin -> BER {b:.3g}" for v, b in pairs)
+    return f"{mapping} ({record['curve']})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_weights import TensorSelection
@@ -19,7 +20,8 @@ def validate(
     *,
     model: str,
     data: str,
-    bers: tuple[float, ...],
+    bers: tuple[float, ...] = (),
+    voltages: tuple[float, ...] = (),
     generator: str | tuple[str, ...] | None = None,
     split: str = "test",
     limit: int | None = None,
@@ -49,6 +51,7 @@ def validate(
     must contain ``{generator}``, replaced by each generator's name (see :func:`generator_name`).
     """
     threshold = _threshold(fail_under)
+    bers, voltage_record = _rates(bers, voltages, fault_model)
     generators = _as_tuple(generator)
     outputs = _output_paths(generators, report, plots)
     for report_path, plots_path in outputs:
@@ -83,7 +86,8 @@ def validate(
     ):
         if gen is not None and len(generators) > 1:
             print(f"\n== generator {gen}", file=sys.stderr)
-        result.extra["energy"] = _energy(model, gen)
+        result.extra["energy"] = _energy(model, gen, voltages)
+        _record_operating_point(result, voltage_record, chip_map)
         print(result.table(), file=sys.stderr)
         print(result.extra["energy"]["text"], file=sys.stderr)
         if report_path:
@@ -151,15 +155,51 @@ def check_destination(flag: str, path: str | None, *, folder: bool) -> None:
         )
 
 
-def _energy(model: str, generator: str | None) -> dict[str, object]:
-    """The energy section of every report, at the paper's operating point (0.83 Vmin, r 0.694)."""
+def _energy(
+    model: str, generator: str | None, voltages: tuple[float, ...] = ()
+) -> dict[str, object]:
+    """The energy section of every report: at the one --voltage given, else at the paper's
+    operating point (0.83 Vmin, r 0.694)."""
     from nfdeploy.energy import energy_report
 
     try:
-        report = energy_report(vendor=model, generator=generator)
+        voltage = voltages[0] if len(voltages) == 1 else None
+        report = energy_report(vendor=model, generator=generator, voltage=voltage)
     except NfdeployError as exc:
         return {"error": str(exc), "text": f"energy: not estimated ({exc})"}
     return {**report.to_dict(), "text": report.to_text()}
+
+
+def _rates(
+    bers: tuple[float, ...], voltages: tuple[float, ...], fault_model: str
+) -> tuple[tuple[float, ...], dict[str, Any] | None]:
+    """--ber as given, or the BERs the voltage -> BER curve gives for --voltage (one of them)."""
+    if bers and voltages:
+        raise NfdeployError("--ber and --voltage: give one, not both (the voltage sets the BER).")
+    if not bers and not voltages:
+        raise NfdeployError(
+            "--ber or --voltage: give at least one, e.g. --ber 0.01 or --voltage 0.83."
+        )
+    if not voltages:
+        return bers, None
+    from nfdeploy.energy.voltage import rates_for_voltages
+
+    return rates_for_voltages(voltages=voltages, fault_model=fault_model)
+
+
+def _record_operating_point(
+    result: ValidationReport, voltage_record: dict[str, Any] | None, chip_map: str | None
+) -> None:
+    """The report says which voltage gave each BER, and how a chip map was made."""
+    if voltage_record is not None:
+        from nfdeploy.energy.voltage import describe_rates
+
+        result.extra["voltage"] = voltage_record
+        print(f"voltage: {describe_rates(voltage_record)}", file=sys.stderr)
+    if chip_map:
+        from nfdeploy.faults.chipmap import ChipMap
+
+        result.header["fault"]["chip_map_info"] = ChipMap.load(chip_map).info
 
 
 def _threshold(fail_under: float | None) -> float | None:
