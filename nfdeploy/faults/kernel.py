@@ -29,7 +29,8 @@ Determinism (counter-based; full details in ``cpp_ext/bitflip.cpp``):
 Hence the pattern depends only on (seed, stream, model, byte length, p, bit_mask): the
 same on every run and for every ``threads`` value (threads only share out whole blocks).
 Patterns are **not** nested across rates: the faults drawn at a lower ``p`` are not a
-subset of those drawn at a higher ``p`` with the same seed. ``tests/bitflip_reference.py``
+subset of those drawn at a higher ``p`` with the same seed (``validate --nested`` builds nested
+patterns on top of this kernel: :mod:`nfdeploy.faults.nested`). ``tests/bitflip_reference.py``
 reimplements the scheme in numpy and the tests check it bit for bit.
 
 Per-tensor streams come from :func:`stream_key` (64-bit FNV-1a of the tensor name), which is
