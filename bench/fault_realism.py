@@ -11,7 +11,7 @@ paper), each through the library function behind `nfdeploy validate`, writing in
     python bench/fault_realism.py ref-tiled [--limit 2000] [--trials 20] [--ber 0.005 --ber 0.01]
     python bench/fault_realism.py nested [--limit 1000] [--trials 10]
         [--model bench/cache/cifar10/resnet20_c1.onnx] [--data /work/shared/data/cifar10]
-        [--out docs/fault-realism]
+        [--out docs/fault-realism] [--stem NAME]
 
 Defaults are the documented runs (--threads 1).
 """
@@ -57,10 +57,14 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=50_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "fault-realism")
+    parser.add_argument(
+        "--stem", default=None, help="output file names [default: ref-tiled / nested-sweep]"
+    )
     args = parser.parse_args()
     args.ber = args.ber or DEFAULT_BERS[args.part]
     args.trials = args.trials or DEFAULT_TRIALS[args.part]
     args.limit = args.limit or DEFAULT_LIMIT[args.part]
+    args.stem = args.stem or ("ref-tiled" if args.part == "ref-tiled" else "nested-sweep")
     return args
 
 
@@ -165,7 +169,7 @@ def nested(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             f"trial steps; per-step PA change (mean +- std over trials): {steps}; bits changed "
             f"monotone in {paired['bits_monotone_trials']} of {args.trials} trials",
         ]
-    _plot(result, args.out / "nested-sweep.png")
+    _plot(result, args.out / f"{args.stem}.png")
     return result, "\n".join(lines)
 
 
@@ -202,7 +206,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     command = shlex.join(["python", *(_relative(a) for a in sys.argv)])
     result = {"command": command, "seconds": round(seconds, 1), **result}
-    stem = "ref-tiled" if args.part == "ref-tiled" else "nested-sweep"
+    stem = args.stem
     data = json.dumps(result, indent=1).replace(str(ROOT) + "/", "").encode()
     print(f"json: {write_bytes_atomic(args.out / f'{stem}.json', data)}")
     log = f"$ {command}\n{table}\n({seconds:.0f} s, --threads {args.threads})\n"
