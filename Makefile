@@ -27,7 +27,9 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
+# The slow job installs the optional extras its tests cover (Ray for validate --backend ray).
 test-slow: $(STAMP)
+	$(BIN)/pip install -q -e '.[ray]'
 	$(BIN)/pytest -q -m slow
 
 # The kernel built with -fsanitize=address,undefined, its tests and hypothesis properties.

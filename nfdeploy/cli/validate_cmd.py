@@ -85,8 +85,21 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Run the trials in this many processes (each with cores / K onnxruntime threads "
-    "unless --threads says otherwise); the results are the same as with 1.",
+    help="Run the trials in this many processes or Ray actors (each with cores / K "
+    "onnxruntime threads unless --threads says otherwise); the results are the same as with 1.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where the --workers run: local processes, or Ray actors (pip install "
+    "'nfdeploy[ray]'; RAY_ADDRESS or --ray-address, else a local Ray). Same results.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="Ray cluster to join, e.g. ray://head:10001 (default: RAY_ADDRESS, else a local Ray).",
 )
 @click.option(
     "--report", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here."

@@ -10,6 +10,7 @@ from typing import Any
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import FaultModel, parse_bit_positions
+from nfdeploy.validate.pool import Backend
 from nfdeploy.validate.report import ValidationReport
 from nfdeploy.validate.runner import run_validations
 
@@ -39,6 +40,8 @@ def validate(
     threads: int = 0,
     batch_size: int = 256,
     workers: int = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
     provider: str = "cpu",
     report: str | None = None,
     plots: str | None = None,
@@ -77,6 +80,8 @@ def validate(
         threads=threads,
         batch_size=batch_size,
         workers=workers,
+        backend=_backend(backend, ray_address),
+        ray_address=ray_address,
         provider=provider,
         progress=not quiet,
     )
@@ -96,6 +101,18 @@ def validate(
             _write_plots(result, Path(plots_path))
         ok = _passes(result, threshold) and ok
     return ok
+
+
+def _backend(name: str, ray_address: str | None) -> Backend:
+    backend = Backend(name)
+    if ray_address and backend is not Backend.RAY:
+        raise NfdeployError(f"--ray-address {ray_address}: only used with --backend ray.")
+    if backend is Backend.RAY:
+        from nfdeploy.validate.ray_backend import check_reachable, import_ray
+
+        import_ray()
+        check_reachable(ray_address)
+    return backend
 
 
 def _as_tuple(generator: str | tuple[str, ...] | None) -> tuple[str, ...]:

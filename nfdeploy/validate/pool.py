@@ -11,6 +11,7 @@ import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,12 @@ if TYPE_CHECKING:
     from nfdeploy.validate.runner import TrialOutcome
 
 Job = tuple[int, int, int]  # (spec index, trial index, trial seed)
+OnDone = Callable[[Job, "list[TrialOutcome]"], Any]
+
+
+class Backend(str, Enum):
+    LOCAL = "local"  # this machine: in-process (--workers 1) or a process pool
+    RAY = "ray"  # Ray actors, local or on a cluster
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,9 @@ def threads_per_worker(threads: int, workers: int) -> int:
     return threads or max(1, available_cores() // workers)
 
 
-class _Worker:
+class TrialWorker:
+    """One worker's models and generator slots, loaded once; runs trials (pool and Ray)."""
+
     def __init__(self, inputs: PoolInputs) -> None:
         from nfdeploy.faults.onnx_model import load_faultable
         from nfdeploy.validate.runner import Fuser
@@ -84,12 +93,12 @@ class _Worker:
         )  # fmt: skip
 
 
-_worker: _Worker | None = None  # this worker process's models, set once by _start
+_worker: TrialWorker | None = None  # this worker process's models, set once by _start
 
 
 def _start(inputs: PoolInputs) -> None:
     global _worker
-    _worker = _Worker(inputs)
+    _worker = TrialWorker(inputs)
 
 
 def _run(spec: FaultSpec, trial: int, seed: int) -> list[TrialOutcome]:
@@ -103,7 +112,7 @@ def run_pool(
     jobs: Sequence[Job],
     *,
     workers: int,
-    on_done: Callable[[Job, list[TrialOutcome]], Any],
+    on_done: OnDone,
 ) -> dict[tuple[int, int], list[TrialOutcome]]:
     """Every job on ``workers`` processes (spawned: no state forked from onnxruntime)."""
     context = multiprocessing.get_context("spawn")
@@ -119,3 +128,21 @@ def run_pool(
             outcomes[job[:2]] = result = future.result()
             on_done(job, result)
     return outcomes
+
+
+def run_backend(
+    backend: Backend,
+    inputs: PoolInputs,
+    specs: Sequence[FaultSpec],
+    jobs: Sequence[Job],
+    *,
+    workers: int,
+    ray_address: str | None,
+    on_done: OnDone,
+) -> dict[tuple[int, int], list[TrialOutcome]]:
+    """All jobs on the chosen backend; every backend returns the same outcomes."""
+    if backend is Backend.RAY:
+        from nfdeploy.validate.ray_backend import run_ray
+
+        return run_ray(inputs, specs, jobs, workers=workers, address=ray_address, on_done=on_done)
+    return run_pool(inputs, specs, jobs, workers=workers, on_done=on_done)

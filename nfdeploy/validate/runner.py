@@ -31,7 +31,7 @@ from nfdeploy.faults.spec import (
 from nfdeploy.runtime.fit import check_generator, check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.runtime.session import CPU_ONLY, make_session, resolve_providers, run_logits
-from nfdeploy.validate.pool import Job, PoolInputs, run_pool, threads_per_worker
+from nfdeploy.validate.pool import Backend, Job, PoolInputs, run_backend, threads_per_worker
 from nfdeploy.validate.report import BerResult, Samples, TrialResult, ValidationReport
 
 
@@ -151,6 +151,8 @@ def run_validations(
     threads: int = 0,
     batch_size: int = 256,
     workers: int = 1,
+    backend: Backend = Backend.LOCAL,
+    ray_address: str | None = None,
     provider: str = "cpu",
     progress: bool = True,
 ) -> list[ValidationReport]:
@@ -158,8 +160,9 @@ def run_validations(
 
     Each trial builds the faulty vendor session once and runs it on the plain inputs once, then
     on each generator's fused inputs, so comparing k generators costs k + 1 passes, not 2k.
-    With ``workers`` > 1 the trials of all BERs run as one pool of processes
-    (:mod:`nfdeploy.validate.pool`); the results are the same.
+    With ``workers`` > 1 or the Ray backend, the trials of all BERs and generators run as one
+    pool (:mod:`nfdeploy.validate.pool`, :mod:`nfdeploy.validate.ray_backend`); the results
+    are the same.
     """
     if workers < 1:
         raise NfdeployError(f"--workers {workers}: need at least 1.")
@@ -220,13 +223,15 @@ def run_validations(
         bar.set_postfix(ber=f"{specs[job[0]].ber:g}", pa=f"{outcome[0][0].pa:.3f}")
 
     jobs = [(i, trial, s) for i in range(len(specs)) for trial, s in enumerate(seeds)]
-    if workers > 1:
+    if workers > 1 or backend is Backend.RAY:
         inputs = PoolInputs(
             str(model), storage, selection, tuple(str(g) for g in generators), gen_storage, x,
             labels, tuple(f.clean for f in fusers), faulty_generator,
             threads_per_worker(threads, workers), batch_size, providers,
         )  # fmt: skip
-        outcomes = run_pool(inputs, specs, jobs, workers=workers, on_done=done)
+        outcomes = run_backend(
+            backend, inputs, specs, jobs, workers=workers, ray_address=ray_address, on_done=done
+        )
     else:
         outcomes = {}
         for job in jobs:
