@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import onnx
@@ -12,6 +15,7 @@ from click.testing import CliRunner
 
 from nfdeploy.cli import main
 from tests.onnx_builders import colour_patches_npz, conv_bn_model
+from tests.test_cli_basics import BLOCK_TORCH
 
 
 @pytest.fixture
@@ -89,3 +93,28 @@ def test_validate_voltage_errors(files: dict[str, Path], args: list[str], needle
     code, output = _validate(files, *args)
     assert code == 1 and needle in output
     assert len(output.strip().splitlines()) == 1 and "Traceback" not in output
+
+
+def test_chipmap_and_validate_voltage_need_no_torch(files: dict[str, Path], tmp_path: Path) -> None:
+    chip = tmp_path / "chip.npz"
+    code = BLOCK_TORCH + textwrap.dedent(
+        f"""
+        from click.testing import CliRunner
+        from nfdeploy.cli import main
+        run = CliRunner().invoke
+        made = run(main, ["chipmap", "--model", {str(files["vendor"])!r}, "--voltage", "0.85",
+                          "--row-share", "0.5", "--out", {str(chip)!r}])
+        assert made.exit_code == 0, made.output
+        checked = run(main, ["validate", "-q", "--model", {str(files["vendor"])!r}, "--data",
+                             {str(files["data"])!r}, "--preprocess", "unit", "--trials", "1",
+                             "--voltage", "0.85", "--fault-model", "stuck-at"])
+        assert checked.exit_code == 0, checked.output
+        assert "torch" not in sys.modules
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok" and chip.exists()
