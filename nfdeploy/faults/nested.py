@@ -81,22 +81,28 @@ def keep_fraction(p: float, level: int) -> float:
     return min((p - q_next) / (1.0 - q_next) / level_rate(level), 1.0)
 
 
-def _cells_of(hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Byte addresses with a hit, and their 8 bits (LSB first) as a (n, 8) boolean array."""
+def _cells_of(hits: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Byte addresses with a hit, their 8 bits (LSB first) as (n, 8) booleans, and the
+    (row, bit) indices of the set ones (cell = 8 * addresses[row] + bit)."""
     addresses = np.flatnonzero(hits)
     bits = np.unpackbits(hits[addresses, None], axis=1, bitorder="little").astype(bool)
-    return addresses, bits
+    rows, cols = np.nonzero(bits)
+    return addresses, bits, (rows, cols)
+
+
+def _pack(bits: np.ndarray) -> np.ndarray:
+    return np.packbits(bits, axis=1, bitorder="little")[:, 0]
 
 
 def _thin(hits: np.ndarray, *, keep: float, key: int) -> None:
     """Keep each set bit of ``hits`` iff its cell's uniform is below ``keep`` (in place)."""
     if keep >= 1.0:
         return
-    addresses, bits = _cells_of(hits)
-    cells = addresses[:, None] * 8 + np.arange(8)
-    uniform = (_cell_hash(key, cells) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-    bits &= uniform < keep
-    hits[addresses] = np.packbits(bits, axis=1, bitorder="little")[:, 0]
+    addresses, bits, (rows, cols) = _cells_of(hits)
+    uniform = (_cell_hash(key, addresses[rows] * 8 + cols) >> np.uint64(11)) * 2.0**-53
+    dropped = uniform >= keep
+    bits[rows[dropped], cols[dropped]] = False
+    hits[addresses] = _pack(bits)
 
 
 def faulty_cells(
@@ -140,14 +146,14 @@ def inject(
     hits = faulty_cells(
         data.size, p, model=model, seed=seed, stream=stream, bit_mask=bit_mask, threads=threads
     )
-    addresses, bits = _cells_of(hits)
+    addresses, bits, (rows, cols) = _cells_of(hits)
     old = data[addresses]
     if model is Nested.FLIP:
         new = old ^ hits[addresses]
     else:
-        cells = addresses[:, None] * 8 + np.arange(8)
-        one = (_cell_hash(_key(seed, stream, model, _TAG_STUCK), cells) >> np.uint64(63)) == 1
-        ones = np.packbits(bits & one, axis=1, bitorder="little")[:, 0]
-        new = (old & ~hits[addresses]) | ones
+        cells = addresses[rows] * 8 + cols
+        ones = np.zeros_like(bits)
+        ones[rows, cols] = (_cell_hash(_key(seed, stream, model, _TAG_STUCK), cells) >> 63) == 1
+        new = (old & ~hits[addresses]) | _pack(ones)
     data[addresses] = new
     return int(np.unpackbits(old ^ new).sum())
