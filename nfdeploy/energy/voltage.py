@@ -22,7 +22,7 @@ voltages between 0.83 and 1.0 to a BER for the energy table (``ber`` stays ``Non
 ``validate --voltage``): ``log10 BER`` linear in V / Vmin between the paper's sourced point
 (0.83, 1e-2) and an **assumed** onset point (0.95, 1.31e-5). The log-linear shape follows
 the exponential rise of the fault rate below Vmin measured on undervolted FPGA BRAMs (Salami
-et al., MICRO 2018); the onset voltage is an assumption, chosen so that the reference's
+et al., FPL 2018); the onset voltage is an assumption, chosen so that the reference's
 measured but unlabelled BERs (1.31e-5 .. ~1e-2) span 0.83 .. 0.95 x Vmin. At Vmin the BER is 0;
 between 0.95 and 1.0 and below 0.83 the curve gives no BER (refused with one line).
 """
@@ -224,7 +224,7 @@ BER_CURVE: tuple[CurvePoint, ...] = (
 _SOURCE_CURVE = (
     "log10 BER interpolated linearly in V between 0.83 x Vmin (1e-2, NeuralFuse) and the "
     "assumed onset 0.95 x Vmin (1.31e-5); exponential rise below Vmin as measured on FPGA "
-    "BRAMs (Salami et al., MICRO 2018); values between the anchors are an ASSUMPTION"
+    "BRAMs (Salami et al., FPL 2018); values between the anchors are an ASSUMPTION"
 )
 
 
