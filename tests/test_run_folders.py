@@ -165,3 +165,45 @@ def test_export_refuses_a_vendor_of_another_input_size(
     )
     assert result.exit_code == 1 and str(blocked / "g.onnx") in result.stderr
     assert not list(tmp_path.glob("**/.g.onnx*"))
+
+
+def test_resume_refuses_another_world_size(files: dict[str, Path], tmp_path: Path) -> None:
+    import torch
+
+    run = tmp_path / "run"
+    args = _args(files["vendor"], files["data"], run, "--epochs", "2", "--stop-after", "1")
+    assert _invoke(args)[0] == 0
+    assert json.loads((run / "config.json").read_text())["world_size"] == 1
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["world_size"] == 1
+    torch.save({**state, "world_size": 4}, run / "last.pt")  # as if trained by torchrun x 4
+    code, output = _invoke(["train", "-q", "--resume", str(run)])
+    assert code == 1 and "trained with 4 process(es)" in output and "now 1" in output
+    assert _epochs(run) == [0, 1]  # nothing trained, nothing lost
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_write_once_and_resume_with_two(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", "2", "-m", "nfdeploy"]  # fmt: skip
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    args = _args(files["vendor"], files["data"], run, "--epochs", "2", "--stop-after", "1")
+    first = subprocess.run([*torchrun, *args], env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert _epochs(run) == [0, 1]  # rank 0 alone wrote the metrics
+    alone = subprocess.run(
+        [sys.executable, "-m", "nfdeploy", "train", "-q", "--resume", str(run)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert alone.returncode == 1 and "trained with 2 process(es)" in alone.stderr
+    again = subprocess.run([*torchrun, "train", "-q", "--resume", str(run)], env=env,
+                           capture_output=True, text=True)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _epochs(run) == [0, 1, 2]

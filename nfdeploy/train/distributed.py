@@ -10,6 +10,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from nfdeploy.errors import NfdeployError
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -51,3 +53,18 @@ class DistContext:
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def check_resume_world(*, trained_with: int, now: int, run: str) -> None:
+    """Resume only with the world size a run started with.
+
+    Each rank shards the epoch's data and draws its fault seeds from (seed, epoch, rank), and
+    the optimizer's step count and global batch (--batch-size x world) were set by it; another
+    world size would continue a different run under the same name.
+    """
+    if trained_with != now:
+        raise NfdeployError(
+            f"--resume {run}: trained with {trained_with} process(es) (torchrun world size), "
+            f"now {now}; resume with the same world size (e.g. torchrun --nnodes N "
+            f"--nproc-per-node M, N x M = {trained_with}), or start a new run with --out."
+        )

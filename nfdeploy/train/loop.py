@@ -18,7 +18,7 @@ from nfdeploy.data import Dataset
 from nfdeploy.errors import NfdeployError
 from nfdeploy.train import recipe
 from nfdeploy.train.config import TrainConfig
-from nfdeploy.train.distributed import DistContext
+from nfdeploy.train.distributed import DistContext, check_resume_world
 from nfdeploy.train.eopm import eopm_step
 from nfdeploy.train.perturbed import draw_train_seeds, prefetched
 from nfdeploy.train.run_dir import LAST, RunDir, load_checkpoint
@@ -80,7 +80,7 @@ def evaluate(
 
 
 def _state(
-    setup: TrainSetup, optimizer: Any, scheduler: Any, epoch: int, best: float
+    setup: TrainSetup, optimizer: Any, scheduler: Any, epoch: int, best: float, world: int
 ) -> dict[str, Any]:
     return {
         "format": "nfdeploy-generator-checkpoint-v1",
@@ -92,6 +92,7 @@ def _state(
         "scheduler": scheduler.state_dict(),
         "config": setup.config.to_dict(),
         "provenance": setup.provenance(),
+        "world_size": world,
     }
 
 
@@ -122,6 +123,9 @@ def train(
     start_epoch, best = 1, -1.0
     if resume:
         state = load_checkpoint(run.checkpoint_path(LAST))
+        check_resume_world(
+            trained_with=int(state.get("world_size", 1)), now=dist.world, run=str(out)
+        )
         setup.fused_input.load_state_dict(state["generator"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -129,7 +133,12 @@ def train(
     if dist.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(
-            {"config": config.to_dict(), **setup.provenance(), "nfdeploy": __version__}
+            {
+                "config": config.to_dict(),
+                **setup.provenance(),
+                "world_size": dist.world,
+                "nfdeploy": __version__,
+            }
         )
         if progress:
             print(setup.speed_line(), file=sys.stderr)
@@ -151,7 +160,9 @@ def train(
         row.update(_prefixed(evaluate(setup, setup.holdout_set, use_generator=True), "_nf"))
         is_best = row["pa_nf"] > best
         best = max(best, row["pa_nf"])
-        run.save_checkpoint(_state(setup, optimizer, scheduler, epoch, best), best=is_best)
+        run.save_checkpoint(
+            _state(setup, optimizer, scheduler, epoch, best, dist.world), best=is_best
+        )
         run.append_metrics(row)
         if progress:
             print(_epoch_line(row), file=sys.stderr)
