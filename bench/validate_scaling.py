@@ -4,6 +4,7 @@ Each K runs the same sweep (the same BERs, trials and images; seeds 50000+) in t
 first, and the reports are checked equal apart from timing. Threads per worker: cores / K.
 
     python bench/validate_scaling.py [--model M.onnx] [--data DIR] [--workers 1,2] [--trials 4]
+    python bench/validate_scaling.py --ray 2      # adds a local Ray with 2 actors (nfdeploy[ray])
 
 Without --model: a seeded random ResNet-20 (timing only; see validate_overhead.py).
 """
@@ -21,6 +22,7 @@ from validate_overhead import random_resnet20
 
 from nfdeploy.faults.spec import FaultModel
 from nfdeploy.runtime.session import available_cores
+from nfdeploy.validate.pool import Backend
 from nfdeploy.validate.runner import run_validations
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,19 +38,24 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--limit", type=int, default=2000)
+    parser.add_argument("--ray", type=int, default=0, help="also run --backend ray with K actors")
     args = parser.parse_args()
     if args.model is None:
         args.model = random_resnet20(ROOT / "bench" / "results" / "tmp" / "random-vendor")[0]
     cores = available_cores()
     print(f"model {args.model.name}, {args.limit} images, BERs 0.005/0.01, {args.trials} trials "
           f"each, stuck-at; {cores} cores")  # fmt: skip
-    reports, seconds = {}, {}
-    for k in (int(w) for w in args.workers.split(",")):
+    reports: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    runs = [(Backend.LOCAL, int(w)) for w in args.workers.split(",")]
+    runs += [(Backend.RAY, args.ray)] if args.ray else []
+    for backend, workers in runs:
+        k = f"{workers}" if backend is Backend.LOCAL else f"{workers} --backend ray"
         start = time.perf_counter()
         (report,) = run_validations(
             model=args.model, data=args.data, bers=[0.005, 0.01], trials=args.trials,
             fault_model=FaultModel.STUCK_AT, preprocess=args.preprocess, limit=args.limit,
-            workers=k, progress=False,
+            workers=workers, backend=backend, progress=False,
         )  # fmt: skip
         seconds[k] = time.perf_counter() - start
         data = report.to_dict()
@@ -57,7 +64,7 @@ def main() -> None:
         )
         trials = 2 * args.trials
         print(f"  --workers {k}: {seconds[k]:6.2f} s  {trials / seconds[k]:5.2f} trials/s  "
-              f"({seconds[1] / seconds[k]:.2f}x K=1){'' if reports[k] == reports[1] else '  REPORT DIFFERS'}")  # fmt: skip
+              f"({seconds['1'] / seconds[k]:.2f}x K=1){'' if reports[k] == reports['1'] else '  REPORT DIFFERS'}")  # fmt: skip
     same = len(set(reports.values())) == 1
     print(f"reports identical apart from timing: {'yes' if same else 'NO'}")
 

@@ -27,6 +27,8 @@ class DistContext:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
+        if torch.cuda.is_available():  # one GPU per rank on a multi-GPU node: "cuda" = this one
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         return cls(rank=dist.get_rank(), world=dist.get_world_size())
