@@ -613,3 +613,22 @@ def test_package_does_not_import_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_formats_are_the_registered_readers(tmp_path: Path) -> None:
+    """FORMATS, detection and the 'name:' prefixes all come from the one READERS table."""
+    from nfdeploy.data import FORMATS
+    from nfdeploy.data.readers import READERS, LoadRequest
+
+    assert (*(r.name for r in READERS), "synthetic") == FORMATS
+    make_folder(tmp_path / "folder", ["a", "b"])
+    np.savez(tmp_path / "d.npz", x=rand_images(4), y=np.array([0, 1, 0, 1]))
+    samples = {"imagefolder": tmp_path / "folder", "npz": tmp_path / "d.npz"}
+    for name, path in samples.items():
+        accepted = [r.name for r in READERS if r.detect(path)]
+        assert accepted == [name]
+        reader = next(r for r in READERS if r.name == name)
+        request = LoadRequest(split="test", cache_dir=tmp_path / "cache", progress=False)
+        direct = reader.load(path, request)
+        via_prefix = load_dataset(f"{name}:{path}", cache_dir=tmp_path / "cache", progress=False)
+        assert np.array_equal(direct.images, via_prefix.images)

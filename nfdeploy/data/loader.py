@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nfdeploy.data.cifar import is_cifar, load_cifar
 from nfdeploy.data.dataset import Dataset
-from nfdeploy.data.idx import is_idx, load_idx
-from nfdeploy.data.imagefolder import is_imagefolder, load_imagefolder
-from nfdeploy.data.npz import load_npz
+from nfdeploy.data.readers import BY_NAME, READERS, DataReader, LoadRequest
 from nfdeploy.data.synthetic import SYNTHETIC_DEFAULT_TRAIN, load_synthetic
 from nfdeploy.errors import NfdeployError
 
 __all__ = ["FORMATS", "detect_format", "load_dataset"]
 
-FORMATS = ("imagefolder", "cifar", "idx", "npz", "synthetic")
+FORMATS = (*BY_NAME, "synthetic")
 _HELP = (
     "give an image folder (root/<class>/*.png, optionally under train/ and test/), a CIFAR "
     "python folder, an MNIST IDX folder, an .npz with x and y, or 'synthetic[:N]'"
@@ -41,19 +38,18 @@ def _parse_synthetic(rest: str, spec: str) -> tuple[int, int]:
 
 
 def detect_format(path: Path) -> str:
-    """Which loader a path needs: 'npz', 'cifar', 'idx' or 'imagefolder'."""
+    """Which reader a path needs: the name of the first in :data:`READERS` that accepts it."""
+    return _detect(path).name
+
+
+def _detect(path: Path) -> DataReader:
     if not path.exists():
         raise NfdeployError(f"data set '{path}': no such file or folder; {_HELP}")
+    reader = next((r for r in READERS if r.detect(path)), None)
+    if reader is not None:
+        return reader
     if path.is_file():
-        if path.suffix.lower() == ".npz":
-            return "npz"
         raise NfdeployError(f"data set '{path}': a file but not an .npz; {_HELP}")
-    if is_cifar(path):
-        return "cifar"
-    if is_idx(path):
-        return "idx"
-    if is_imagefolder(path):
-        return "imagefolder"
     raise NfdeployError(f"data set '{path}': unknown layout (no images found); {_HELP}")
 
 
@@ -78,29 +74,27 @@ def load_dataset(
     if limit is not None and limit < 1:
         raise NfdeployError(f"limit must be >= 1, got {limit}")
     text = str(spec).strip()
-    fmt: str | None = None
-    head, sep, rest = text.partition(":")
+    head, _, rest = text.partition(":")
     if head.lower() == "synthetic":  # built-in; write ./synthetic for a folder of that name
         n_train, gen_seed = _parse_synthetic(rest, text)
         ds = load_synthetic(split, n_train, gen_seed)
     else:
-        if sep and head.lower() in FORMATS and len(head) > 1:
-            fmt, text = head.lower(), rest
-        path = Path(text).expanduser()
-        if fmt is None:
-            fmt = detect_format(path)
-        elif not path.exists():
-            raise NfdeployError(f"data set '{spec}': {path} does not exist; {_HELP}")
-        if fmt == "imagefolder":
-            ds = load_imagefolder(path, split=split, cache_dir=cache_dir, progress=progress)
-        elif fmt == "cifar":
-            ds = load_cifar(path, split=split)
-        elif fmt == "idx":
-            ds = load_idx(path, split=split)
-        else:
-            ds = load_npz(path, split=split)
+        reader, path = _reader_for(text)
+        ds = reader.load(path, LoadRequest(split=split, cache_dir=cache_dir, progress=progress))
     if len(ds) == 0:
         raise NfdeployError(f"data set '{spec}' ({split} split): it holds no images.")
     if limit is not None and limit < len(ds):
         ds = ds.subset(limit, seed=seed)
     return ds
+
+
+def _reader_for(text: str) -> tuple[DataReader, Path]:
+    """'npz:x.npz' names its reader; a plain path is detected."""
+    head, sep, rest = text.partition(":")
+    named = BY_NAME.get(head.lower()) if sep and len(head) > 1 else None
+    path = Path(rest if named else text).expanduser()
+    if named is None:
+        return _detect(path), path
+    if not path.exists():
+        raise NfdeployError(f"data set '{text}': {path} does not exist; {_HELP}")
+    return named, path
