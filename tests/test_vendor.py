@@ -1,4 +1,4 @@
-"""nfdeploy.vendor: ONNX vendor models become frozen, differentiable, parity-checked modules."""
+"""nfdeploy.torchify: ONNX vendor models become frozen, differentiable, parity-checked modules."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.vendor import VendorModule, check_parity, file_sha256, load_vendor
+from nfdeploy.torchify import VendorModule, check_parity, file_sha256, load_vendor
 from tests import vendor_models as vm
 
 WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}

@@ -22,7 +22,7 @@ from torch import nn
 from torch.func import vmap
 
 from nfdeploy.train.precision import Precision
-from nfdeploy.vendor import VendorModule
+from nfdeploy.torchify import VendorModule
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from nfdeploy.runtime.session import available_cores
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.perturbed import PerturbedWeights, StepWeights
 from nfdeploy.train.precision import PrecisionChoice, resolve_precision
-from nfdeploy.vendor import VendorModule, load_vendor
+from nfdeploy.torchify import VendorModule, load_vendor
 
 
 @dataclass

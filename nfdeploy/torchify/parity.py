@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.vendor.convert import first_line
-from nfdeploy.vendor.module import VendorModule
+from nfdeploy.torchify.convert import first_line
+from nfdeploy.torchify.module import VendorModule
 
 #: QDQ models are checked against onnxruntime with graph optimizations off, which runs the
 #: QuantizeLinear / DequantizeLinear nodes literally in float, as the module does; a rounding

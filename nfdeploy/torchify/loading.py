@@ -12,9 +12,9 @@ from google.protobuf.message import DecodeError
 from onnx import external_data_helper
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.vendor import parity
-from nfdeploy.vendor.convert import build_plan, first_line
-from nfdeploy.vendor.module import VendorModule
+from nfdeploy.torchify import parity
+from nfdeploy.torchify.convert import build_plan, first_line
+from nfdeploy.torchify.module import VendorModule
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -128,7 +128,7 @@ def load_vendor(
     The report lands in ``module.parity``. QDQ (int8) models are compared with an
     unoptimized session (QDQ nodes run literally) within ``qdq_atol`` (default: 2% of the
     reference logits' range, at least ``atol``); the gap to onnxruntime's fused integer
-    kernels is recorded, not enforced; see :func:`nfdeploy.vendor.parity.check_parity`.
+    kernels is recorded, not enforced; see :func:`nfdeploy.torchify.parity.check_parity`.
     ``parity_input_shape`` gives a concrete input shape when the model has symbolic
     dimensions other than the batch.
     """

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.vendor.quant import (
+from nfdeploy.torchify.quant import (
     NP_RANGES,
     QUANT_RANGES,
     TORCH_CODE_DTYPES,

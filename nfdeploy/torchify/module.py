@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.vendor.convert import Plan
+from nfdeploy.torchify.convert import Plan
 
 if TYPE_CHECKING:
-    from nfdeploy.vendor.parity import ParityReport
+    from nfdeploy.torchify.parity import ParityReport
 
 
 def _buffer_name(prefix: str, value_name: str, taken: set[str]) -> str:
@@ -41,7 +41,7 @@ class VendorModule(torch.nn.Module):
         input_shape: the ONNX input shape, ``None`` for symbolic dimensions.
         opset / ir_version: of the source model.
         is_qdq: the graph has QuantizeLinear / DequantizeLinear nodes (int8 QDQ model).
-        source_path / sha256 / parity: set by :func:`nfdeploy.vendor.load_vendor`.
+        source_path / sha256 / parity: set by :func:`nfdeploy.torchify.load_vendor`.
     """
 
     def __init__(self, plan: Plan) -> None:

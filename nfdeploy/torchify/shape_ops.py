@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nfdeploy.vendor.ops import NodeCtx
+from nfdeploy.torchify.ops import NodeCtx
 
 PyValue = Any  # int | float | bool | list[int | float | bool]
 PyFn = Callable[..., PyValue]

@@ -27,8 +27,8 @@ import torch
 from onnx import numpy_helper
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.vendor import ops, shape_ops
-from nfdeploy.vendor.quant import dequantize_np
+from nfdeploy.torchify import ops, shape_ops
+from nfdeploy.torchify.quant import dequantize_np
 
 FLOAT_KINDS = "f"
 _QUANT_CODE_TYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32)

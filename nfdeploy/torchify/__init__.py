@@ -6,11 +6,11 @@ with vendor.weight_overrides({"fc.weight": w_faulty}):
     logits_faulty = vendor(x)
 """
 
-from nfdeploy.vendor.convert import QuantizedWeight
-from nfdeploy.vendor.loading import file_sha256, load_vendor, read_onnx
-from nfdeploy.vendor.module import VendorModule
-from nfdeploy.vendor.ops import supported_ops
-from nfdeploy.vendor.parity import ParityReport, check_parity
+from nfdeploy.torchify.convert import QuantizedWeight
+from nfdeploy.torchify.loading import file_sha256, load_vendor, read_onnx
+from nfdeploy.torchify.module import VendorModule
+from nfdeploy.torchify.ops import supported_ops
+from nfdeploy.torchify.parity import ParityReport, check_parity
 
 __all__ = [
     "ParityReport",
