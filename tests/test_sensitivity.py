@@ -156,6 +156,33 @@ def test_energy_counts_only_the_undervolted_accesses(setup: dict[str, Path]) -> 
     assert share["conv.bias"] == share["fc.bias"] == 0.0  # biases: no accesses in the model
 
 
+def test_qdq_model_faults_its_int8_codes_and_maps_them_to_layers(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    images = np.load(setup["data"])["x"][:8].transpose(0, 3, 1, 2).astype(np.float32) / 255
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"x": images[i : i + 1]} for i in range(len(images))])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    qdq = tmp_path / "qdq.onnx"
+    quantize_static(str(setup["model"]), str(qdq), Reader(), quant_format=QuantFormat.QDQ)
+    result = sensitivity(
+        **{**_common(setup), "model": str(qdq), "include_bias": False}, ber=BER, trials=2,
+        keep_max=2,
+    )  # fmt: skip
+    assert result.header["vendor"]["storage"] == "qdq"
+    assert {r.group.nodes for r in result.ranking} == {("conv",), ("fc",)}
+    assert all(t.bits_changed > 0 for r in result.ranking for t in r.trials)
+    assert result.keep[0].energy_saving == pytest.approx(energy_report(vendor=qdq).energy_saving)
+    assert [t.pa for t in result.keep[-1].trials] == [result.ca] * 2
+
+
 def test_groups_fault_together(setup: dict[str, Path]) -> None:
     result = sensitivity(
         **_common(setup), ber=BER, trials=2, group=["conv=^conv\\.", "head=^fc\\.weight$"]
