@@ -6,11 +6,11 @@ with vendor.weight_overrides({"fc.weight": w_faulty}):
     logits_faulty = vendor(x)
 """
 
-from nfdeploy.torchify.convert import QuantizedWeight
 from nfdeploy.torchify.loading import file_sha256, load_vendor, read_onnx
 from nfdeploy.torchify.module import VendorModule
-from nfdeploy.torchify.ops import supported_ops
 from nfdeploy.torchify.parity import ParityReport, check_parity
+from nfdeploy.torchify.plan import QuantizedWeight
+from nfdeploy.torchify.registry import supported_ops
 
 __all__ = [
     "ParityReport",

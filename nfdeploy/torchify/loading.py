@@ -13,7 +13,8 @@ from onnx import external_data_helper
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.torchify import parity
-from nfdeploy.torchify.convert import build_plan, first_line
+from nfdeploy.torchify.convert import build_plan
+from nfdeploy.torchify.graph import first_line
 from nfdeploy.torchify.module import VendorModule
 
 
@@ -134,7 +135,7 @@ def load_vendor(
     """
     p = Path(path)
     model = read_onnx(p)
-    module = VendorModule(build_plan(model))
+    module = VendorModule(build_plan(model, source=str(p)))
     module.source_path = p
     module.sha256 = file_sha256(p)
     del model

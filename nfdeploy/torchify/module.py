@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.torchify.convert import Plan
+from nfdeploy.torchify.plan import Plan
 
 if TYPE_CHECKING:
     from nfdeploy.torchify.parity import ParityReport

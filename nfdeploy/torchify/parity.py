@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.torchify.convert import first_line
+from nfdeploy.torchify.graph import first_line
 from nfdeploy.torchify.module import VendorModule
 
 #: QDQ models are checked against onnxruntime with graph optimizations off, which runs the
