@@ -143,7 +143,8 @@ def measure(path: Path, images: int, threads: int) -> dict[str, float]:
     """One worker's trial, in this (fresh) process. Torch-free, as the device path."""
     from nfdeploy.faults.onnx_model import load_faultable
     from nfdeploy.faults.spec import FaultModel, FaultSpec
-    from nfdeploy.runtime.session import make_session, run_logits
+    from nfdeploy.onnx.session import make_session
+    from nfdeploy.runtime.session import run_logits
 
     row: dict[str, float] = {}
     start = time.perf_counter()

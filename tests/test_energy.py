@@ -202,11 +202,11 @@ def test_shapes_fall_back_to_onnxruntime_when_inference_cannot() -> None:
 
 
 def test_invalid_inputs_are_one_line_errors(tmp_path: Path) -> None:
-    with pytest.raises(NfdeployError, match="file not found"):
+    with pytest.raises(NfdeployError, match="no such ONNX file"):
         layers_from_onnx(tmp_path / "missing.onnx")
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x00this is not a protobuf\xff" * 8)
-    with pytest.raises(NfdeployError, match="not a valid ONNX model") as info:
+    with pytest.raises(NfdeployError, match="not a readable ONNX model") as info:
         layers_from_onnx(bad)
     assert "\n" not in str(info.value)
     relu = _model([helper.make_node("Relu", ["x"], ["y"])], [], [1, 3, 4, 4])
@@ -349,7 +349,7 @@ def test_cli_prints_report_and_writes_json(tmp_path: Path) -> None:
     [
         (["--ber", "0.05"], "outside the voltage table"),
         (["--ber", "0.00398"], "pass --r"),
-        (["--generator", "nope.onnx"], "file not found"),
+        (["--generator", "nope.onnx"], "no such ONNX file"),
     ],
 )
 def test_cli_errors_are_one_line(tmp_path: Path, extra: list[str], match: str) -> None:

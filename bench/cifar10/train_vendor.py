@@ -329,7 +329,7 @@ def _onnx_export(model: torch.nn.Module, x: torch.Tensor, fold: bool) -> bytes:
 def _with_metadata(data: bytes, props: dict[str, str]) -> bytes:
     import onnx
 
-    from nfdeploy.runtime.onnx_io import merge_metadata
+    from nfdeploy.onnx.metadata import merge_metadata
 
     proto = onnx.load_from_string(data)
     merge_metadata(proto, props)

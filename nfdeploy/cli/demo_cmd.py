@@ -25,10 +25,11 @@ from nfdeploy.cli._errors import user_errors
 )
 @click.option(
     "--train-images",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1000),
     default=4000,
     show_default=True,
-    help="Training images for the generator.",
+    help="Training images for the generator (at least 1000: train holds 500 out for its "
+    "per-epoch check).",
 )
 @click.option(
     "--ber",
@@ -42,6 +43,7 @@ def demo_command(
     out: str, ber: float, epochs: int, vendor_epochs: int, train_images: int, quiet: bool
 ) -> None:
     """Make a vendor model, train a generator, export it and validate it under bit errors."""
+    from nfdeploy.cli import main
     from nfdeploy.demo.pipeline import run_demo
 
     with user_errors():
@@ -52,4 +54,5 @@ def demo_command(
             vendor_epochs=vendor_epochs,
             train_images=train_images,
             quiet=quiet,
+            run_command=lambda args: main.main(args=args, standalone_mode=False),
         )

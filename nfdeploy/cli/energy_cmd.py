@@ -26,7 +26,7 @@ def _dims(text: str | None, what: str) -> tuple[int, ...] | None:
 
 
 def _write_json_atomic(path: str, payload: dict[str, object]) -> None:
-    from nfdeploy.runtime.onnx_io import write_bytes_atomic
+    from nfdeploy.onnx.atomic import write_bytes_atomic
 
     write_bytes_atomic(path, (json.dumps(payload, indent=2) + "\n").encode())
 

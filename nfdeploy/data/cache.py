@@ -2,21 +2,23 @@
 
 The key is the absolute folder path, the split, and a fingerprint of every image file's
 relative path, size and mtime, so editing, adding or removing an image invalidates it.
-Files are written to a temporary name and moved into place with ``os.replace``, so a
+Files are written to a temporary name and moved into place (``write_bytes_atomic``), so a
 crashed or concurrent writer never leaves a half-written entry behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import io
 import os
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from nfdeploy.errors import NfdeployError
+from nfdeploy.onnx.atomic import write_bytes_atomic
 
 __all__ = ["CACHE_ENV", "default_cache_dir", "fingerprint", "read_cache", "write_cache"]
 
@@ -77,25 +79,16 @@ def write_cache(
     path: Path, images: np.ndarray, labels: np.ndarray, class_names: list[str], note: str = ""
 ) -> bool:
     """Atomically write a cache entry; returns False (and leaves nothing) if it can't."""
-    tmp_name: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; a shared cache dir needs readable files
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                images=images,
-                labels=labels.astype(np.int64),
-                class_names=np.array(class_names, dtype=np.str_),
-                note=np.array(note, dtype=np.str_),
-            )
-        os.replace(tmp_name, path)
-        tmp_name = None
-        return True
-    except OSError:
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        images=images,
+        labels=labels.astype(np.int64),
+        class_names=np.array(class_names, dtype=np.str_),
+        note=np.array(note, dtype=np.str_),
+    )
+    try:  # 0644: a shared cache folder needs readable files
+        write_bytes_atomic(path, buffer.getvalue(), mode=0o644)
+    except NfdeployError:
         return False
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+    return True

@@ -6,6 +6,7 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +23,23 @@ DEMO_BER = 0.02
 SWEEP = ("0.005", "0.01", "0.02", "0.04")
 
 
-def _cli(args: list[str], log: list[str]) -> None:
-    """Run one `nfdeploy` command in-process, after printing it so a reader can rerun it."""
-    from nfdeploy.cli import main
+CommandRunner = Callable[[list[str]], None]  # runs `nfdeploy ARGS` in-process
 
-    line = "nfdeploy " + shlex.join(args)
-    log.append(line)
-    print(f"\n$ {line}", file=sys.stderr, flush=True)
-    try:
-        main.main(args=args, standalone_mode=False)
-    except SystemExit as exc:  # --fail-under and friends
-        if exc.code:
-            raise NfdeployError(f"demo step failed: {line}") from None
+
+def _stepper(run_command: CommandRunner, log: list[str]) -> CommandRunner:
+    """Each step prints its `nfdeploy` command line (so a reader can rerun it), then runs it."""
+
+    def step(args: list[str]) -> None:
+        line = "nfdeploy " + shlex.join(args)
+        log.append(line)
+        print(f"\n$ {line}", file=sys.stderr, flush=True)
+        try:
+            run_command(args)
+        except SystemExit as exc:  # --fail-under and friends
+            if exc.code:
+                raise NfdeployError(f"demo step failed: {line}") from None
+
+    return step
 
 
 def run_demo(
@@ -44,11 +50,17 @@ def run_demo(
     epochs: int = 3,
     train_images: int = 4000,
     quiet: bool = False,
+    run_command: CommandRunner,
 ) -> Path:
-    """Vendor model -> train -> export -> validate (+ sweep, energy); returns REPORT.md."""
+    """Vendor model -> train -> export -> validate (+ sweep, energy); returns REPORT.md.
+
+    ``run_command`` runs one `nfdeploy` command line (the CLI passes itself, so this package
+    does not import the CLI).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started, log = time.perf_counter(), list[str]()
+    step = _stepper(run_command, log)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     quiet_flag = ["-q"] if quiet else []
     vendor = out / "vendor.onnx"
@@ -64,22 +76,22 @@ def run_demo(
 
     run, generator = out / "run", out / "run" / "generator.onnx"
     print("\nstep 2: EOPM training of a generator (vendor weights stay frozen)", file=sys.stderr)
-    _cli(["train", *quiet_flag, "--model", str(vendor), "--data", DATA, "--out", str(run),
+    step(["train", *quiet_flag, "--model", str(vendor), "--data", DATA, "--out", str(run),
           "--generator", "UNetS", "--epochs", str(epochs), "--limit", str(train_images),
           "--batch-size", "25", "--n-perturbed", "5", "--train-ber", f"{ber:g}", "--lr", "5e-3",
-          "--fault-model", "stuck-at", "--seed", "0", "--force"], log)  # fmt: skip
+          "--fault-model", "stuck-at", "--seed", "0", "--force"])  # fmt: skip
     print("\nstep 3: export the generator to ONNX", file=sys.stderr)
-    _cli(["export", "--run", str(run), "--out", str(generator)], log)
+    step(["export", "--run", str(run), "--out", str(generator)])
     print(f"\nstep 4: validate in onnxruntime at BER {ber:g}, then a short sweep", file=sys.stderr)
     common = ["--model", str(vendor), "--generator", str(generator), "--data", DATA, *quiet_flag]
-    _cli(["validate", *common, "--ber", f"{ber:g}", "--fault-model", "stuck-at", "--trials", "10",
-          "--report", str(out / "validate.json"), "--plots", str(out / "plots")], log)  # fmt: skip
+    step(["validate", *common, "--ber", f"{ber:g}", "--fault-model", "stuck-at", "--trials", "10",
+          "--report", str(out / "validate.json"), "--plots", str(out / "plots")])  # fmt: skip
     for model_name in ("stuck-at", "flip"):
         sweep = [arg for ber in SWEEP for arg in ("--ber", ber)]
-        _cli(["validate", *common, *sweep, "--fault-model", model_name, "--trials", "5",
-              "--report", str(out / f"sweep-{model_name}.json")], log)  # fmt: skip
-    _cli(["energy", "--model", str(vendor), "--generator", str(generator),
-          "--json", str(out / "energy.json")], log)  # fmt: skip
+        step(["validate", *common, *sweep, "--fault-model", model_name, "--trials", "5",
+              "--report", str(out / f"sweep-{model_name}.json")])  # fmt: skip
+    step(["energy", "--model", str(vendor), "--generator", str(generator),
+          "--json", str(out / "energy.json")])  # fmt: skip
     report = write_report(out, commands=log, seconds=time.perf_counter() - started)
     print(f"\ndone in {time.perf_counter() - started:.0f}s: {report}", file=sys.stderr)
     return report

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.onnx.atomic import write_bytes_atomic
 from nfdeploy.validate.report import ValidationReport
 
 

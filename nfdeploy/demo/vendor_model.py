@@ -16,8 +16,8 @@ from torch import nn
 from tqdm import tqdm
 
 from nfdeploy.data import Dataset, Preprocess
-from nfdeploy.runtime.onnx_io import merge_metadata, save_model_atomic
-from nfdeploy.runtime.preprocessing import PREPROCESS_KEY
+from nfdeploy.onnx.atomic import save_model_atomic
+from nfdeploy.onnx.metadata import PREPROCESS, merge_metadata
 
 DEMO_PREPROCESS = "pm1"  # pixels to [-1, 1], as the paper's reference code does
 
@@ -91,5 +91,5 @@ def export_vendor(model: nn.Module, pre: Preprocess, path: Path) -> Path:
             dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
         )
     proto = onnx.load_from_string(buffer.getvalue())
-    merge_metadata(proto, {PREPROCESS_KEY: json.dumps(pre.to_dict()), "producer": "nfdeploy demo"})
+    merge_metadata(proto, {PREPROCESS: json.dumps(pre.to_dict()), "producer": "nfdeploy demo"})
     return save_model_atomic(proto, path)

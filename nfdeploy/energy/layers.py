@@ -42,11 +42,21 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import onnx
-from onnx import helper, shape_inference
+from onnx import helper
 
+from nfdeploy.energy.shapes import (
+    constant_tensors,
+    data_inputs,
+    fix_input_shapes,
+    infer_shapes,
+    shape_table,
+    shapes_via_onnxruntime,
+    value_dims,
+)
 from nfdeploy.errors import NfdeployError
+from nfdeploy.onnx.load import load_model_checked
+from nfdeploy.onnx.weight_ops import WEIGHT_OPS
 
 __all__ = ["LayerShape", "input_is_static", "layers_from_onnx", "load_model"]
 
@@ -121,21 +131,10 @@ class LayerShape:
 
 
 def load_model(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> onnx.ModelProto:
-    """Load an ONNX model (a copy when given a ModelProto); one-line NfdeployError if invalid."""
+    """Load an ONNX model safely (a copy when given a ModelProto); one-line NfdeployError."""
     if isinstance(path_or_model, onnx.ModelProto):
         return copy.deepcopy(path_or_model)
-    path = os.fspath(path_or_model)
-    if not os.path.exists(path):
-        raise NfdeployError(f"{path}: file not found")
-    if os.path.isdir(path):
-        raise NfdeployError(f"{path}: is a directory, expected an .onnx file")
-    try:
-        model = onnx.load(path)
-    except Exception as exc:  # protobuf DecodeError, external-data errors, ...
-        raise NfdeployError(f"{path}: not a valid ONNX model ({_one_line(exc)})") from None
-    if not model.graph.node:
-        raise NfdeployError(f"{path}: not a valid ONNX model (the graph has no nodes)")
-    return model
+    return load_model_checked(path_or_model)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -149,167 +148,19 @@ def _label(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> str:
     return os.fspath(path_or_model)
 
 
-# ----------------------------------------------------------------------------- shapes
-
-
-def _dims(vi: onnx.ValueInfoProto) -> list[int | str | None] | None:
-    t = vi.type
-    if not t.HasField("tensor_type") or not t.tensor_type.HasField("shape"):
-        return None
-    out: list[int | str | None] = []
-    for d in t.tensor_type.shape.dim:
-        if d.HasField("dim_value"):
-            out.append(int(d.dim_value))
-        elif d.HasField("dim_param"):
-            out.append(d.dim_param)
-        else:
-            out.append(None)
-    return out
-
-
-def _data_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    inits = {i.name for i in model.graph.initializer}
-    return [vi for vi in model.graph.input if vi.name not in inits]
-
-
-def _fix_input_shapes(
-    model: onnx.ModelProto, input_shape: Sequence[int] | None, label: str
-) -> dict[str, Shape]:
-    """Give every data input a static shape (batch 1); returns name -> shape."""
-    inputs = _data_inputs(model)
-    if not inputs:
-        raise NfdeployError(f"{label}: the graph has no data input")
-    fixed: dict[str, Shape] = {}
-    for idx, vi in enumerate(inputs):
-        dims = _dims(vi)
-        if idx == 0 and input_shape is not None:
-            shape = tuple(int(d) for d in input_shape)
-            if any(d <= 0 for d in shape):
-                raise NfdeployError(f"input shape {shape}: every dimension must be positive")
-            if dims is not None and len(dims) != len(shape):
-                raise NfdeployError(
-                    f"{label}: input '{vi.name}' has rank {len(dims)}, "
-                    f"but the input shape {shape} has rank {len(shape)}"
-                )
-        else:
-            if dims is None:
-                raise NfdeployError(
-                    f"{label}: input '{vi.name}' has no shape in the graph; give an input shape "
-                    "(--input-shape 1x3x32x32)"
-                )
-            resolved = []
-            for pos, d in enumerate(dims):
-                if isinstance(d, int) and d > 0:
-                    resolved.append(d)
-                elif pos == 0:
-                    resolved.append(1)  # dynamic batch -> one image
-                else:
-                    raise NfdeployError(
-                        f"{label}: input '{vi.name}' has a dynamic dimension "
-                        f"{d if d else '?'} at position {pos}; give a fixed input shape "
-                        "(--input-shape 1x3x32x32)"
-                    )
-            shape = tuple(resolved)
-        fixed[vi.name] = shape
-        tt = vi.type.tensor_type
-        tt.shape.Clear()
-        for d in shape:
-            tt.shape.dim.add().dim_value = d
-    return fixed
-
-
-def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
-    try:
-        return shape_inference.infer_shapes(
-            model, check_type=False, strict_mode=False, data_prop=True
-        )
-    except Exception:
-        try:
-            return shape_inference.infer_shapes(model)
-        except Exception:
-            return model
-
-
-def _static(dims: list[int | str | None] | None) -> Shape | None:
-    if dims is None or not all(isinstance(d, int) and d > 0 for d in dims):
-        # a zero-size dim or any unknown dim is "unknown" for our purposes
-        return None
-    return tuple(int(d) for d in dims)  # type: ignore[arg-type]
-
-
-def _shape_table(model: onnx.ModelProto) -> dict[str, Shape]:
-    table: dict[str, Shape] = {}
-    g = model.graph
-    for vi in [*g.input, *g.value_info, *g.output]:
-        s = _static(_dims(vi))
-        if s is not None:
-            table[vi.name] = s
-    for init in g.initializer:
-        table[init.name] = tuple(int(d) for d in init.dims)
-    for node in g.node:
-        if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value":
-                    table[node.output[0]] = tuple(int(d) for d in attr.t.dims)
-    return table
-
-
-def _shapes_via_onnxruntime(
-    model: onnx.ModelProto, names: set[str], inputs: dict[str, Shape]
-) -> dict[str, Shape]:
-    """Run the model once on zeros to read the shapes shape inference could not give."""
-    try:
-        import onnxruntime as ort
-    except ImportError:  # pragma: no cover - onnxruntime is a core dependency
-        return {}
-    m = copy.deepcopy(model)
-    present = {o.name for o in m.graph.output}
-    for name in sorted(names - present):
-        m.graph.output.append(helper.make_empty_tensor_value_info(name))
-    feeds: dict[str, np.ndarray] = {}
-    for vi in _data_inputs(m):
-        elem = vi.type.tensor_type.elem_type or onnx.TensorProto.FLOAT
-        try:
-            dtype = helper.tensor_dtype_to_np_dtype(elem)
-        except Exception:
-            return {}
-        feeds[vi.name] = np.zeros(inputs[vi.name], dtype=dtype)
-    try:
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.intra_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        sess = ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        wanted = [o.name for o in sess.get_outputs() if o.name in names]
-        values = sess.run(wanted, feeds)
-    except Exception:
-        return {}
-    return {n: tuple(int(d) for d in np.shape(v)) for n, v in zip(wanted, values, strict=True)}
-
-
-# ----------------------------------------------------------------------------- constants
-
-
-_SOURCE_OPS = {"Constant", "ConstantOfShape"}
-
-
-def _constant_tensors(model: onnx.ModelProto) -> set[str]:
-    g = model.graph
-    const = {i.name for i in g.initializer}
-    const.add("")  # an omitted optional input
-    for node in g.node:
-        sourced = node.op_type in _SOURCE_OPS or bool(node.input)
-        if sourced and all(i in const for i in node.input):
-            const.update(node.output)
-    const.discard("")
-    return const
-
-
 # ----------------------------------------------------------------------------- layers
 
-# op -> (activation input index, weight input index, bias index or None)
-_CONV_OPS = {"Conv": (0, 1), "ConvInteger": (0, 1), "QLinearConv": (0, 3)}
-_MATMUL_OPS = {"MatMul": (0, 1), "MatMulInteger": (0, 1), "QLinearMatMul": (0, 3)}
+# op -> (activation input index, weight input index), from the one weight-op table
+_CONV_OPS = {
+    op: (w.activation, w.weight)
+    for op, w in WEIGHT_OPS.items()
+    if w.kind == "conv" and op != "ConvTranspose"
+}
+_MATMUL_OPS = {
+    op: (w.activation, w.weight)
+    for op, w in WEIGHT_OPS.items()
+    if w.kind == "matmul" and op != "Gemm"
+}
 
 
 def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
@@ -371,8 +222,8 @@ class _Graph:
         self.model = model
         self.label = label
         self.inputs = inputs
-        self.shapes = _shape_table(model)
-        self.const = _constant_tensors(model)
+        self.shapes = shape_table(model)
+        self.const = constant_tensors(model)
         first = next(iter(inputs.values()))
         self.batch = first[0] if len(first) >= 2 else 1
 
@@ -567,8 +418,8 @@ def layers_from_onnx(
 def input_is_static(path_or_model: str | os.PathLike[str] | onnx.ModelProto) -> bool:
     """True when every data input's non-batch dimensions are fixed in the graph."""
     model = load_model(path_or_model)
-    for vi in _data_inputs(model):
-        dims = _dims(vi)
+    for vi in data_inputs(model):
+        dims = value_dims(vi)
         if dims is None or not all(isinstance(d, int) and d > 0 for d in dims[1:]):
             return False
     return True
@@ -581,18 +432,18 @@ def _extract(
     """Layers plus the static input shapes that were used."""
     label = _label(path_or_model)
     model = load_model(path_or_model)
-    inputs = _fix_input_shapes(model, input_shape, label)
+    inputs = fix_input_shapes(model, input_shape, label)
     # Stale intermediate shapes (e.g. from a different input size) must not survive.
     del model.graph.value_info[:]
     if input_shape is not None:
         for out in model.graph.output:
             if out.type.HasField("tensor_type"):
                 out.type.tensor_type.ClearField("shape")
-    inferred = _infer(model)
+    inferred = infer_shapes(model)
     g = _Graph(inferred, inputs, label)
     missing = {n for n in _needed_tensors(g) if g.shape(n) is None}
     if missing:
-        g.shapes.update(_shapes_via_onnxruntime(model, missing, inputs))
+        g.shapes.update(shapes_via_onnxruntime(model, missing, inputs))
     layers: list[LayerShape] = []
     for idx, node in enumerate(g.model.graph.node):
         name = _node_name(node, idx)

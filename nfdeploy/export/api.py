@@ -8,7 +8,7 @@ from typing import Any
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.export.generator import build_generator_onnx, load_generator
-from nfdeploy.runtime.onnx_io import save_model_atomic
+from nfdeploy.onnx.atomic import save_model_atomic
 
 
 def export(
@@ -75,9 +75,8 @@ def export(
 
 def _check_vendor_fits(loaded: Any, vendor_path: str) -> None:
     """The vendor must take the images the generator was trained on; a different file is said."""
-    from nfdeploy.faults.onnx_model import file_sha256
+    from nfdeploy.onnx.load import file_sha256, load_model_checked
     from nfdeploy.runtime.batching import input_dims
-    from nfdeploy.runtime.onnx_io import load_model_checked
 
     pre = loaded.preprocess
     trained = [pre.channels, pre.height, pre.width]

@@ -16,13 +16,15 @@ from nfdeploy import __version__
 from nfdeploy.data import Preprocess
 from nfdeploy.errors import NfdeployError
 from nfdeploy.generators import FusedInput
+from nfdeploy.generators.build import build_fused_input
+from nfdeploy.onnx import metadata as keys
+from nfdeploy.onnx.graph import opset_version
+from nfdeploy.onnx.load import load_model_checked
+from nfdeploy.onnx.metadata import merge_metadata
+from nfdeploy.onnx.session import make_session
 from nfdeploy.runtime.batching import graph_input
-from nfdeploy.runtime.onnx_io import load_model_checked, merge_metadata
-from nfdeploy.runtime.preprocessing import PREPROCESS_KEY
-from nfdeploy.runtime.session import make_session
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.run_dir import BEST, LAST, load_checkpoint
-from nfdeploy.train.setup import build_fused_input
 
 MIN_OPSET, MAX_OPSET = 9, 21
 PARITY_ATOL = 1e-4
@@ -53,7 +55,9 @@ def load_generator(run: str | Path) -> LoadedGenerator:
         raise NfdeployError(f"{checkpoint}: not an nfdeploy generator checkpoint.")
     config = TrainConfig.from_dict(state["config"])
     preprocess = Preprocess.from_dict(state["provenance"]["preprocess"])
-    fused = build_fused_input(config, preprocess).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    fused = build_fused_input(
+        generator=config.generator, seed=config.seed, pre=preprocess
+    )  # contiguous: the ONNX export needs no channels_last
     fused.load_state_dict(state["generator"])
     return LoadedGenerator(
         fused.eval(), config, preprocess, state["provenance"], int(state["epoch"]), checkpoint
@@ -61,7 +65,7 @@ def load_generator(run: str | Path) -> LoadedGenerator:
 
 
 def vendor_opset(model: onnx.ModelProto) -> int:
-    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=13)
+    return opset_version(model, default=13)
 
 
 def to_onnx(
@@ -111,16 +115,16 @@ def provenance_props(loaded: LoadedGenerator) -> dict[str, str]:
     fault = prov["fault"]
     assert isinstance(fault, dict)
     return {
-        "nfdeploy.version": __version__,
-        "nfdeploy.vendor_sha256": str(prov["vendor_sha256"]),
-        "nfdeploy.gradient_model_sha256": str(prov["gradient_model_sha256"]),
-        "nfdeploy.generator_arch": config.generator,
-        "nfdeploy.train_ber": str(config.train_ber),
-        "nfdeploy.fault_model": config.fault_model,
-        "nfdeploy.storage": str(fault["storage"]),
-        PREPROCESS_KEY: json.dumps(loaded.preprocess.to_dict()),
-        "nfdeploy.seed": str(config.seed),
-        "nfdeploy.epoch": str(loaded.epoch),
+        keys.VERSION: __version__,
+        keys.VENDOR_SHA256: str(prov["vendor_sha256"]),
+        keys.GRADIENT_MODEL_SHA256: str(prov["gradient_model_sha256"]),
+        keys.GENERATOR_ARCH: config.generator,
+        keys.TRAIN_BER: str(config.train_ber),
+        keys.FAULT_MODEL: config.fault_model,
+        keys.STORAGE: str(fault["storage"]),
+        keys.PREPROCESS: json.dumps(loaded.preprocess.to_dict()),
+        keys.SEED: str(config.seed),
+        keys.EPOCH: str(loaded.epoch),
     }
 
 

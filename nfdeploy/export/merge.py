@@ -7,24 +7,21 @@ import onnx
 from onnx import compose, version_converter
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.onnx.graph import opset_version
+from nfdeploy.onnx.session import make_session
 from nfdeploy.runtime.batching import graph_input, make_batch_dynamic
-from nfdeploy.runtime.session import make_session
 
 GENERATOR_PREFIX, VENDOR_PREFIX = "nf_generator/", "vendor/"
 
 
-def _opset(model: onnx.ModelProto) -> int:
-    return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-
-
 def _at_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
-    if _opset(model) == opset:
+    if opset_version(model) == opset:
         return model
     try:
         return version_converter.convert_version(model, opset)
     except Exception as exc:
         raise NfdeployError(
-            f"cannot convert a model from opset {_opset(model)} to {opset}: {exc}"
+            f"cannot convert a model from opset {opset_version(model)} to {opset}: {exc}"
         ) from None
 
 
@@ -40,7 +37,7 @@ def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
 def merge_pipeline(generator: onnx.ModelProto, vendor: onnx.ModelProto) -> onnx.ModelProto:
     """One graph with the vendor's own input and output names; parity-checked against the chain."""
     vendor = make_batch_dynamic(vendor).model
-    opset = max(_opset(generator), _opset(vendor))
+    opset = max(opset_version(generator), opset_version(vendor))
     gen, ven = _at_opset(generator, opset), _at_opset(vendor, opset)
     ir = max(gen.ir_version, ven.ir_version)
     gen.ir_version = ven.ir_version = ir

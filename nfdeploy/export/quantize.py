@@ -11,7 +11,8 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from nfdeploy.data import Preprocess, load_dataset
-from nfdeploy.runtime.session import make_session, run_logits
+from nfdeploy.onnx.session import make_session
+from nfdeploy.runtime.session import run_logits
 
 CALIBRATION_IMAGES = 256
 CHECK_IMAGES = 1000

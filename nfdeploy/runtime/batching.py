@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from nfdeploy.runtime.session import make_session
+from nfdeploy.onnx.session import make_session
 
 PARITY_BATCH = 4
 

@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.onnx.session import make_session
 from nfdeploy.runtime.batching import graph_input, input_dims
-from nfdeploy.runtime.session import make_session
 
 Dims = list[int | None]
 

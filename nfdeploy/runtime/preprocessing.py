@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 
 from nfdeploy.data import Preprocess
 from nfdeploy.errors import NfdeployError
-
-PREPROCESS_KEY = "nfdeploy.preprocess"  # metadata_props key, JSON of Preprocess.to_dict()
+from nfdeploy.onnx.metadata import PREPROCESS as PREPROCESS_KEY
 
 
 def preprocess_for_model(

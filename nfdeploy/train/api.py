@@ -194,8 +194,8 @@ def preflight(config: TrainConfig) -> None:
     Runs before the run folder is created, so a mismatch leaves nothing behind (the labels
     are checked against the classes in ``build_setup``, also before the folder exists).
     """
+    from nfdeploy.onnx.load import load_model_checked
     from nfdeploy.runtime.fit import classifier_classes
-    from nfdeploy.runtime.onnx_io import load_model_checked
 
     classes: dict[str, int | None] = {}
     for path in filter(None, (config.vendor, config.surrogate)):
@@ -213,7 +213,7 @@ def preflight(config: TrainConfig) -> None:
 
 def _resume_config(run: Path, options: dict[str, Any], *, force: bool) -> dict[str, Any]:
     """The stored config with moved files resolved; refuses a changed vendor file unless --force."""
-    from nfdeploy.faults.onnx_model import file_sha256
+    from nfdeploy.onnx.load import file_sha256
 
     full = RunDir(run).read_config()
     stored = full.get("config")

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.onnx.atomic import write_bytes_atomic
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"

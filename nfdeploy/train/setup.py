@@ -15,7 +15,8 @@ from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_model import FaultableModel, file_sha256, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import FaultModel, FaultSpec, parse_bit_positions
-from nfdeploy.generators import FusedInput, build_generator
+from nfdeploy.generators import FusedInput
+from nfdeploy.generators.build import build_fused_input
 from nfdeploy.runtime.fit import check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.runtime.session import available_cores
@@ -113,16 +114,6 @@ def _take(data: Dataset, index: np.ndarray) -> Dataset:
     return Dataset(data.images[index], data.labels[index], data.class_names, data.source)
 
 
-def build_fused_input(config: TrainConfig, pre: Preprocess) -> FusedInput:
-    torch.manual_seed(config.seed)
-    generator = build_generator(
-        config.generator, channels=pre.channels, height=pre.height, width=pre.width
-    )
-    lo, hi = pre.valid_range()
-    fused = FusedInput(generator, [float(v) for v in lo], [float(v) for v in hi])
-    return fused.to(memory_format=torch.channels_last) if config.channels_last else fused  # type: ignore[call-overload]
-
-
 def resolve_device(text: str) -> torch.device:
     """The training device; CUDA is checked here so a missing GPU is a one-line error."""
     try:
@@ -181,7 +172,10 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
     return TrainSetup(
         config, device, vendor_sha, faultable, module, spec, weights,
         pre, train_set, holdout_set,
-        build_fused_input(config, pre).to(device),
+        build_fused_input(
+            generator=config.generator, seed=config.seed, pre=pre,
+            channels_last=config.channels_last,
+        ).to(device),
         resolve_precision(
             config.precision, device.type,
             cuda_bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),

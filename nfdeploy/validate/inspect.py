@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nfdeploy.faults.onnx_model import load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
+from nfdeploy.onnx.graph import opset_version
 
 
 def inspect_model(
@@ -18,7 +19,7 @@ def inspect_model(
     )
     lines = [
         f"{model.path}  sha256 {model.sha256[:16]}  opset "
-        f"{max((o.version for o in model.proto.opset_import if o.domain in ('', 'ai.onnx')), default=0)}"
+        f"{opset_version(model.proto)}"
         f"  IR {model.proto.ir_version}",
         f"input {model.input_dims}; {model.batch_note}",
         f"{'#':>3} {'tensor':<40} {'op':<14} {'role':<6} {'shape':<18} {'stored as':<12} {'bytes':>10}",
