@@ -18,7 +18,7 @@ from typing import Any
 
 from nfdeploy.errors import NfdeployError
 
-from .layers import LayerShape, _extract, _label, input_is_static
+from .layers import LayerShape, extract_layers, model_label, input_is_static
 from .twma import (
     DEFAULT_ARRAY,
     DEFAULT_ROW_BITS,
@@ -65,7 +65,7 @@ def count_network(
 ) -> NetworkCount:
     """Layers, per-layer weight reads and TWMA of one ONNX model."""
     _check_common(array, weight_sram_kb, word_bytes, row_bits, backend)
-    layers, inputs = _extract(path_or_model, input_shape)
+    layers, inputs = extract_layers(path_or_model, input_shape)
     reads = filter_sram_reads(layers, array=array, weight_sram_kb=weight_sram_kb, backend=backend)
     total = sum(reads)
     return NetworkCount(
@@ -232,7 +232,7 @@ def energy_report(
     if generator is not None:
         if _same_file(vendor, generator):
             raise NfdeployError(
-                f"{_label(generator)}: the generator is the vendor model itself; pass the "
+                f"{model_label(generator)}: the generator is the vendor model itself; pass the "
                 "generator.onnx written by `nfdeploy export`."
             )
         g_shape = input_shape
