@@ -18,7 +18,7 @@ from typing import Any
 
 from nfdeploy.errors import NfdeployError
 
-from .layers import LayerShape, extract_layers, model_label, input_is_static
+from .layers import LayerShape, extract_layers, input_is_static, model_label
 from .twma import (
     DEFAULT_ARRAY,
     DEFAULT_ROW_BITS,
