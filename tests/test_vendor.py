@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
+import itertools
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,14 @@ import pytest
 import torch
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.torchify import VendorModule, check_parity, file_sha256, load_vendor
+from nfdeploy.torchify import (
+    VendorModule,
+    check_parity,
+    file_sha256,
+    load_vendor,
+    registry,
+    supported_ops,
+)
 from tests import vendor_models as vm
 
 WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
@@ -659,10 +667,93 @@ def test_garbage_file(tmp_path: Path, content: bytes) -> None:
         load_vendor(path)
 
 
-def test_unsupported_operator_names_op_and_node(tmp_path: Path) -> None:
+def test_unsupported_operator_names_op_node_model_and_opset(tmp_path: Path) -> None:
+    path = vm.unsupported_model(tmp_path / "det.onnx")
     with pytest.raises(NfdeployError, match=r"Det node 'the_det'.*not supported.*[Tt]ry") as info:
-        load_vendor(vm.unsupported_model(tmp_path / "det.onnx"))
+        load_vendor(path)
     assert "\n" not in str(info.value)
+    assert str(path) in str(info.value) and "(opset 13)" in str(info.value)
+
+
+def test_operator_outside_its_opset_range_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = registry._table()["Clip"]
+    monkeypatch.setitem(registry._REGISTRY, "Clip", [e for e in entries if e.opsets[0] == 11])
+    path = vm.single_op_model(tmp_path / "clip9.onnx", "Clip", [N, 3, 4], opset=9)
+    with pytest.raises(
+        NfdeployError,
+        match=r"Clip node 'op' in .*clip9.onnx \(opset 9\): not "
+        r"supported at this opset \(supported at opsets 11-latest\)",
+    ):
+        load_vendor(path)
+
+
+def test_each_operator_converts_from_its_first_opset_to_the_newest() -> None:
+    """Operators split by opset (Clip, Softmax, ...) leave no opset between their ranges."""
+    ranges: dict[str, list[tuple[int, int | None]]] = {}
+    for op, opsets in registry.supported():
+        ranges.setdefault(op, []).append(opsets)
+    for op, spans in ranges.items():
+        assert spans[-1][1] is None, op
+        for (_, hi), (lo, _) in itertools.pairwise(spans):
+            assert hi is not None and lo == hi + 1, (op, spans)
+    assert sorted(ranges) == [op for op in supported_ops() if op != "Constant"]
+    assert ("Reshape", 1) in registry.int_consumers() and ("Add", 1) not in registry.int_consumers()
+
+
+def _shape_chain_model(
+    path: Path, nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray]
+) -> Path:
+    graph = onnx.helper.make_graph(
+        nodes,
+        "shape_chain",
+        [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [N, 3, 4])],
+        [onnx.helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, None)],
+        initializer=[onnx.numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+_node = onnx.helper.make_node
+SHAPE_CHAINS: dict[str, tuple[list[onnx.NodeProto], dict[str, np.ndarray]]] = {
+    # a Python shape value reaches an int input: ConstantOfShape's shape, ReduceMean's axes
+    "constant_of_shape": (
+        [
+            _node("Shape", ["input"], ["s"]),
+            _node("ConstantOfShape", ["s"], ["c"], value=onnx.numpy_helper.from_array(f(1))),
+            _node("Add", ["input", "c"], ["out"]),
+        ],
+        {},
+    ),
+    "reduce_axes": (
+        [
+            _node("Shape", ["input"], ["r"], start=1, end=2),
+            _node("Sub", ["r", "one"], ["axes"]),
+            _node("ReduceMean", ["input", "axes"], ["out"]),
+        ],
+        {"one": np.array(1, np.int64)},
+    ),
+    # Size of a shape value (the rank)
+    "size_of_shape": (
+        [
+            _node("Shape", ["input"], ["s"]),
+            _node("Size", ["s"], ["r"]),
+            _node("Cast", ["r"], ["rf"], to=onnx.TensorProto.FLOAT),
+            _node("Add", ["input", "rf"], ["out"]),
+        ],
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SHAPE_CHAINS))
+def test_python_shape_values_feed_int_inputs_and_shape_ops(tmp_path: Path, case: str) -> None:
+    vendor = load_vendor(_shape_chain_model(tmp_path / f"{case}.onnx", *SHAPE_CHAINS[case]))
+    assert vendor.parity is not None and vendor.parity.max_abs_diff < 1e-5
 
 
 def test_model_local_functions_are_inlined(tmp_path: Path) -> None:

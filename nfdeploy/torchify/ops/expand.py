@@ -51,10 +51,11 @@ def _constant_of_shape(ctx: NodeCtx) -> RunFn:
     fill_value = fill[0].item()
     static = ctx.const_ints(0)
 
-    def run(shape_t: torch.Tensor) -> torch.Tensor:
+    def run(shape_t: torch.Tensor | list[int]) -> torch.Tensor:
         shape = ints(static, shape_t)
         assert shape is not None
-        return torch.full(shape, fill_value, dtype=dtype, device=shape_t.device)
+        device = shape_t.device if isinstance(shape_t, torch.Tensor) else None  # list: CPU
+        return torch.full(shape, fill_value, dtype=dtype, device=device)
 
     return run
 

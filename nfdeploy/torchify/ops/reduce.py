@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import torch
 
-from nfdeploy.torchify.ops._common import axes_attr_or_input
+from nfdeploy.torchify.ops._common import axes_attr_or_input, ints
 from nfdeploy.torchify.registry import NodeCtx, RunFn, converter
 
 _REDUCE: dict[str, Callable[[torch.Tensor, tuple[int, ...], bool], torch.Tensor]] = {
@@ -28,10 +28,8 @@ def _reduce(ctx: NodeCtx) -> RunFn:
     keep = bool(ctx.attr("keepdims", 1))
     noop = bool(ctx.attr("noop_with_empty_axes", 0))
 
-    def run(x: torch.Tensor, axes_t: torch.Tensor | None = None) -> torch.Tensor:
-        axes = static_axes
-        if axes is None and from_input and axes_t is not None:
-            axes = [int(a) for a in axes_t.reshape(-1).tolist()]
+    def run(x: torch.Tensor, axes_t: torch.Tensor | list[int] | None = None) -> torch.Tensor:
+        axes = ints(static_axes, axes_t if from_input else None)
         if not axes:
             if noop:
                 return x

@@ -115,15 +115,22 @@ def _unsqueeze(ctx: NodeCtx) -> RunFn:
 # Python shape-value variants (see nfdeploy.torchify.shape_values)
 
 
+def _py_dims(value: Any) -> list[int]:
+    """The shape of a tensor, or of a Python shape value (a list is 1-D, a number 0-D)."""
+    if isinstance(value, torch.Tensor):
+        return list(value.shape)
+    return [len(value)] if isinstance(value, list) else []
+
+
 @shape_variant("Shape")
 def _py_shape(ctx: NodeCtx, shape_inputs: tuple[bool, ...]) -> RunFn | None:
     start, end = ctx.attr("start"), ctx.attr("end")
-    return lambda x: list(x.shape)[slice(start, end)]
+    return lambda x: _py_dims(x)[slice(start, end)]
 
 
 @shape_variant("Size")
 def _py_size(ctx: NodeCtx, shape_inputs: tuple[bool, ...]) -> RunFn | None:
-    return lambda x: math.prod(x.shape)
+    return lambda x: math.prod(_py_dims(x))
 
 
 @shape_variant("Reshape")
