@@ -70,26 +70,55 @@ def _range(ctx: NodeCtx) -> RunFn:
     return run
 
 
-@converter("Pad", int_inputs=(1, 3))
-def _pad(ctx: NodeCtx) -> RunFn:
-    mode = ctx.attr("mode", "constant")
-    modes = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
-    torch_mode = modes.get(mode)
-    if torch_mode is None:
-        raise ctx.error(f"pad mode '{mode}' is not supported.")
-    value_s: float | None = None
-    if ctx.opset < 11:
-        pads_s: list[int] | None = [int(p) for p in ctx.attr("pads", ctx.attr("paddings", []))]
-        value_s = float(ctx.attr("value", 0.0))
-        axes_s: list[int] | None = None
-    else:
-        pads_s, axes_s = ctx.const_ints(1), ctx.const_ints(3)
-        value_c = ctx.const(2)
-        if value_c is not None:
-            value_s = float(np.asarray(value_c).reshape(-1)[0])
-        elif not ctx.has(2):
-            value_s = 0.0
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "replicate", "wrap": "circular"}
 
+
+def _pad_mode(ctx: NodeCtx) -> str:
+    mode = ctx.attr("mode", "constant")
+    if mode not in _PAD_MODES:
+        raise ctx.error(f"pad mode '{mode}' is not supported.")
+    return _PAD_MODES[mode]
+
+
+@converter("Pad", opsets=(1, 10))
+def _pad_attrs(ctx: NodeCtx) -> RunFn:
+    mode = _pad_mode(ctx)
+    pads = [int(p) for p in ctx.attr("pads", ctx.attr("paddings", []))]
+    return _padder(mode, pads, float(ctx.attr("value", 0.0)), None)
+
+
+@converter("Pad", opsets=(11, None), int_inputs=(1, 3))
+def _pad(ctx: NodeCtx) -> RunFn:
+    mode = _pad_mode(ctx)
+    value_c = ctx.const(2)
+    value: float | None = None
+    if value_c is not None:
+        value = float(np.asarray(value_c).reshape(-1)[0])
+    elif not ctx.has(2):
+        value = 0.0
+    return _padder(mode, ctx.const_ints(1), value, ctx.const_ints(3))
+
+
+def _on_every_axis(pads: list[int], axes: list[int], rank: int) -> list[int]:
+    """ONNX pads for the listed ``axes`` as pads for all ``rank`` axes."""
+    full = [0] * (2 * rank)
+    k = len(axes)
+    for j, a in enumerate(axes):
+        full[a % rank] = pads[j]
+        full[a % rank + rank] = pads[j + k]
+    return full
+
+
+def _trimmed_torch_pads(pads: list[int]) -> list[int]:
+    tp = torch_pads(pads)
+    while len(tp) >= 2 and tp[-1] == 0 and tp[-2] == 0:
+        tp = tp[:-2]  # torch pads trailing dims only; drop untouched leading dims
+    return tp
+
+
+def _padder(
+    torch_mode: str, pads_s: list[int] | None, value_s: float | None, axes_s: list[int] | None
+) -> RunFn:
     def run(
         x: torch.Tensor,
         pads_t: torch.Tensor | None = None,
@@ -98,25 +127,13 @@ def _pad(ctx: NodeCtx) -> RunFn:
     ) -> torch.Tensor:
         pads = ints(pads_s, pads_t) or []
         axes = ints(axes_s, axes_t)
-        rank = x.dim()
-        if axes is not None:
-            full = [0] * (2 * rank)
-            k = len(axes)
-            for j, a in enumerate(axes):
-                full[a % rank] = pads[j]
-                full[a % rank + rank] = pads[j + k]
-            pads = full
-        tp = torch_pads(pads)
-        while len(tp) >= 2 and tp[-1] == 0 and tp[-2] == 0:
-            tp = tp[:-2]  # torch pads trailing dims only; drop untouched leading dims
+        tp = _trimmed_torch_pads(pads if axes is None else _on_every_axis(pads, axes, x.dim()))
         if torch_mode == "constant":
             if value_s is not None:
                 value = value_s
             else:
                 value = float(value_t.item()) if value_t is not None and value_t.numel() else 0.0
             return F.pad(x, tp, mode="constant", value=value)
-        if not tp:
-            return x
-        return F.pad(x, tp, mode=torch_mode)
+        return F.pad(x, tp, mode=torch_mode) if tp else x
 
     return run

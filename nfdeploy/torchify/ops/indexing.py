@@ -46,18 +46,26 @@ def _split(ctx: NodeCtx) -> RunFn:
     return run
 
 
-@converter("Slice", int_inputs=(1, 2, 3, 4))
-def _slice(ctx: NodeCtx) -> RunFn:
-    if ctx.opset < 10:
-        starts_s: list[int] | None = [int(v) for v in ctx.attr("starts")]
-        ends_s: list[int] | None = [int(v) for v in ctx.attr("ends")]
-        axes_attr = ctx.attr("axes")
-        axes_s: list[int] | None = [int(v) for v in axes_attr] if axes_attr is not None else None
-        steps_s: list[int] | None = None
-    else:
-        starts_s, ends_s = ctx.const_ints(1), ctx.const_ints(2)
-        axes_s, steps_s = ctx.const_ints(3), ctx.const_ints(4)
+def _slice_axis(x: torch.Tensor, start: int, end: int, axis: int, step: int) -> torch.Tensor:
+    a = axis % x.dim()
+    dim = x.shape[a]
+    if step <= 0:
+        s = min(max(start + dim if start < 0 else start, 0), dim - 1)
+        e = min(max(end + dim if end < 0 else end, -1), dim - 1)
+        return x.index_select(a, torch.arange(s, e, step, device=x.device))
+    s = min(max(start + dim if start < 0 else start, 0), dim)
+    e = min(max(end + dim if end < 0 else end, 0), dim)
+    if step == 1:
+        return x.narrow(a, s, max(e - s, 0))
+    return x[(slice(None),) * a + (slice(s, e, step),)]
 
+
+def _slicer(
+    starts_s: list[int] | None,
+    ends_s: list[int] | None,
+    axes_s: list[int] | None,
+    steps_s: list[int] | None,
+) -> RunFn:
     def run(
         x: torch.Tensor,
         starts_t: torch.Tensor | None = None,
@@ -70,22 +78,26 @@ def _slice(ctx: NodeCtx) -> RunFn:
         axes = ints(axes_s, axes_t) or list(range(len(starts)))
         steps = ints(steps_s, steps_t) or [1] * len(starts)
         for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
-            a = axis % x.dim()
-            dim = x.shape[a]
-            if step > 0:
-                s = min(max(start + dim if start < 0 else start, 0), dim)
-                e = min(max(end + dim if end < 0 else end, 0), dim)
-                if step == 1:
-                    x = x.narrow(a, s, max(e - s, 0))
-                else:
-                    x = x[(slice(None),) * a + (slice(s, e, step),)]
-            else:
-                s = min(max(start + dim if start < 0 else start, 0), dim - 1)
-                e = min(max(end + dim if end < 0 else end, -1), dim - 1)
-                x = x.index_select(a, torch.arange(s, e, step, device=x.device))
+            x = _slice_axis(x, start, end, axis, step)
         return x
 
     return run
+
+
+@converter("Slice", opsets=(1, 9))
+def _slice_attrs(ctx: NodeCtx) -> RunFn:
+    axes = ctx.attr("axes")
+    return _slicer(
+        [int(v) for v in ctx.attr("starts")],
+        [int(v) for v in ctx.attr("ends")],
+        [int(v) for v in axes] if axes is not None else None,
+        None,
+    )
+
+
+@converter("Slice", opsets=(10, None), int_inputs=(1, 2, 3, 4))
+def _slice(ctx: NodeCtx) -> RunFn:
+    return _slicer(*(ctx.const_ints(i) for i in (1, 2, 3, 4)))
 
 
 @converter("Gather")
