@@ -112,65 +112,24 @@ def check_parity(
     path = Path(path)
     qdq = module.is_qdq
     session = _session(path, optimize=not qdq)
-    fused = _session(path, optimize=True) if qdq else None
+    fused = _FusedGap(_session(path, optimize=True)) if qdq else None
     shape = concrete_shape(module, input_shape)
     declared_batch = module.input_shape[0] if module.input_shape else None
-    if declared_batch is None:
-        batches = [1, 2]
-    elif declared_batch == 1:
-        batches = [2]
-    else:
-        batches = [int(declared_batch)]
+    batches = _batches(declared_batch)
     per_sample = declared_batch == 1
     rng = np.random.default_rng(seed)
-    dtype = module.input_dtype
-    device = next(iter(module.buffers()), torch.empty(0)).device
     worst, used_atol = 0.0, atol
-    fused_worst, agree, total = 0.0, 0, 0
     for batch in batches:
-        if dtype.kind in "iub":  # e.g. raw uint8 pixels
-            x = rng.integers(0, 2 if dtype.kind == "b" else 128, [batch, *shape[1:]]).astype(dtype)
-        else:
-            x = rng.standard_normal([batch, *shape[1:]]).astype(dtype)
+        x = _random_input(rng, module.input_dtype, [batch, *shape[1:]])
         ref = _run_ort(session, module.input_name, x, per_sample)
-        try:
-            with torch.no_grad():
-                got = module(torch.from_numpy(x).to(device)).detach().cpu().float().numpy()
-        except NfdeployError:
-            raise
-        except Exception as exc:
-            raise NfdeployError(
-                f"parity check failed: the converted module raises at batch {batch} "
-                f"({first_line(exc)}); please report it with the model's exporter."
-            ) from exc
-        if got.shape != ref.shape:
-            raise NfdeployError(
-                f"parity check failed: output shape {list(got.shape)} vs onnxruntime "
-                f"{list(ref.shape)} at batch {batch}."
-            )
-        if np.isfinite(ref).all() and not np.isfinite(got).all():
-            raise NfdeployError(
-                f"parity check failed: the module produced non-finite outputs at batch {batch}."
-            )
+        got = _run_module(module, x, batch)
+        _check_outputs(got, ref, batch)
         if qdq:
             spread = float(ref.max() - ref.min()) if ref.size else 0.0
             used_atol = qdq_atol if qdq_atol is not None else max(atol, QDQ_RELATIVE_ATOL * spread)
-        diff = np.abs(got - ref)
-        max_diff = float(diff.max()) if diff.size else 0.0
-        worst = max(worst, max_diff)
-        if np.any(diff > used_atol + rtol * np.abs(ref)):
-            raise NfdeployError(
-                f"parity check failed vs onnxruntime: max abs diff {max_diff:.3g} at batch {batch} "
-                f"(atol {used_atol:.3g}, rtol {rtol:.3g}); the converter may mis-handle an "
-                "operator here; please report it with the model's exporter."
-            )
+        worst = max(worst, _compare(got, ref, used_atol, rtol, batch))
         if fused is not None:
-            ref_fused = _run_ort(fused, module.input_name, x, per_sample)
-            if ref_fused.shape == got.shape and got.size:
-                fused_worst = max(fused_worst, float(np.abs(got - ref_fused).max()))
-                if got.ndim == 2:
-                    agree += int((got.argmax(1) == ref_fused.argmax(1)).sum())
-                    total += got.shape[0]
+            fused.add(got, _run_ort(fused.session, module.input_name, x, per_sample))
     return ParityReport(
         max_abs_diff=worst,
         atol=used_atol,
@@ -178,6 +137,77 @@ def check_parity(
         batches=tuple(batches),
         qdq=qdq,
         reference="onnxruntime CPU, graph optimizations off" if qdq else "onnxruntime CPU",
-        fused_max_abs_diff=fused_worst if qdq else None,
-        fused_argmax_agreement=(agree / total if total else None) if qdq else None,
+        fused_max_abs_diff=fused.worst if fused is not None else None,
+        fused_argmax_agreement=fused.agreement() if fused is not None else None,
     )
+
+
+def _batches(declared_batch: int | None) -> list[int]:
+    """Batch 1 and 2 for a dynamic batch; 2 (run per sample in onnxruntime) for a fixed 1."""
+    if declared_batch is None:
+        return [1, 2]
+    return [2] if declared_batch == 1 else [int(declared_batch)]
+
+
+def _random_input(rng: np.random.Generator, dtype: np.dtype, shape: list[int]) -> np.ndarray:
+    if dtype.kind in "iub":  # e.g. raw uint8 pixels
+        return rng.integers(0, 2 if dtype.kind == "b" else 128, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _run_module(module: VendorModule, x: np.ndarray, batch: int) -> np.ndarray:
+    device = next(iter(module.buffers()), torch.empty(0)).device
+    try:
+        with torch.no_grad():
+            return module(torch.from_numpy(x).to(device)).detach().cpu().float().numpy()
+    except NfdeployError:
+        raise
+    except Exception as exc:
+        raise NfdeployError(
+            f"parity check failed: the converted module raises at batch {batch} "
+            f"({first_line(exc)}); please report it with the model's exporter."
+        ) from exc
+
+
+def _check_outputs(got: np.ndarray, ref: np.ndarray, batch: int) -> None:
+    if got.shape != ref.shape:
+        raise NfdeployError(
+            f"parity check failed: output shape {list(got.shape)} vs onnxruntime "
+            f"{list(ref.shape)} at batch {batch}."
+        )
+    if np.isfinite(ref).all() and not np.isfinite(got).all():
+        raise NfdeployError(
+            f"parity check failed: the module produced non-finite outputs at batch {batch}."
+        )
+
+
+def _compare(got: np.ndarray, ref: np.ndarray, atol: float, rtol: float, batch: int) -> float:
+    """The max abs diff; raises if any element is outside ``atol + rtol * |ref|``."""
+    diff = np.abs(got - ref)
+    max_diff = float(diff.max()) if diff.size else 0.0
+    if np.any(diff > atol + rtol * np.abs(ref)):
+        raise NfdeployError(
+            f"parity check failed vs onnxruntime: max abs diff {max_diff:.3g} at batch {batch} "
+            f"(atol {atol:.3g}, rtol {rtol:.3g}); the converter may mis-handle an "
+            "operator here; please report it with the model's exporter."
+        )
+    return max_diff
+
+
+class _FusedGap:
+    """The (informational) gap to onnxruntime's fused integer kernels, for QDQ models."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.worst, self.agree, self.total = 0.0, 0, 0
+
+    def add(self, got: np.ndarray, ref_fused: np.ndarray) -> None:
+        if ref_fused.shape != got.shape or not got.size:
+            return
+        self.worst = max(self.worst, float(np.abs(got - ref_fused).max()))
+        if got.ndim == 2:
+            self.agree += int((got.argmax(1) == ref_fused.argmax(1)).sum())
+            self.total += got.shape[0]
+
+    def agreement(self) -> float | None:
+        return self.agree / self.total if self.total else None
