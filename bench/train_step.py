@@ -48,12 +48,12 @@ from nfdeploy.faults.onnx_model import FaultableModel, load_faultable  # noqa: E
 from nfdeploy.faults.spec import FaultModel, FaultSpec  # noqa: E402
 from nfdeploy.faults.storage import StoredWeight, perturb  # noqa: E402
 from nfdeploy.generators import FusedInput, build_generator  # noqa: E402
+from nfdeploy.torchify import load_vendor  # noqa: E402
+from nfdeploy.torchify.module import VendorModule  # noqa: E402
 from nfdeploy.train.eopm import eopm_step  # noqa: E402
 from nfdeploy.train.perturbed import PerturbedWeights, StepWeights, prefetched  # noqa: E402
 from nfdeploy.train.precision import BF16_CPU_FLAGS, Precision, cpu_flags  # noqa: E402
 from nfdeploy.train.setup import free_core  # noqa: E402
-from nfdeploy.torchify import load_vendor  # noqa: E402
-from nfdeploy.torchify.module import VendorModule  # noqa: E402
 
 LAM = 5.0
 PAIRS = {"resnet18": "ConvL", "resnet20": "UNetS"}

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import vmap
 
-from nfdeploy.train.precision import Precision
 from nfdeploy.torchify import VendorModule
+from nfdeploy.train.precision import Precision
 
 
 @dataclass(frozen=True)

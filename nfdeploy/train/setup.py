@@ -20,10 +20,10 @@ from nfdeploy.generators.build import build_fused_input
 from nfdeploy.runtime.fit import check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.runtime.session import available_cores
+from nfdeploy.torchify import VendorModule, load_vendor
 from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.perturbed import PerturbedWeights, StepWeights
 from nfdeploy.train.precision import PrecisionChoice, resolve_precision
-from nfdeploy.torchify import VendorModule, load_vendor
 
 
 @dataclass
