@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from nfdeploy.cli import main
-from nfdeploy.faults.onnx_model import file_sha256
+from nfdeploy.onnx.load import file_sha256
 from tests.onnx_builders import CLASSES, IN_CHANNELS, SIZE, conv_bn_model
 from tests.test_validate_cli import _identity_generator
 

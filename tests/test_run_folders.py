@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from nfdeploy.cli import main
-from nfdeploy.faults.onnx_model import file_sha256
+from nfdeploy.onnx.load import file_sha256
 from tests.onnx_builders import SIZE, colour_patches_npz, conv_bn_model
 
 pytestmark = [

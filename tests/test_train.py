@@ -18,9 +18,10 @@ from click.testing import CliRunner
 from onnx import numpy_helper
 
 from nfdeploy.cli import main
-from nfdeploy.faults.onnx_model import file_sha256, load_faultable
+from nfdeploy.faults.onnx_model import load_faultable
 from nfdeploy.faults.spec import FaultModel, FaultSpec, Storage
 from nfdeploy.generators import FusedInput, build_generator
+from nfdeploy.onnx.load import file_sha256
 from nfdeploy.torchify import load_vendor
 from nfdeploy.train.perturbed import PerturbedWeights
 from tests.onnx_builders import IN_CHANNELS, SIZE, colour_patches_npz, conv_bn_model

@@ -18,10 +18,10 @@ import pytest
 import torch
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.onnx.load import file_sha256
 from nfdeploy.torchify import (
     VendorModule,
     check_parity,
-    file_sha256,
     load_vendor,
     registry,
     supported_ops,
@@ -655,7 +655,7 @@ def test_file_sha256(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(NfdeployError, match="not found"):
+    with pytest.raises(NfdeployError, match="no such ONNX file"):
         load_vendor(tmp_path / "absent.onnx")
 
 
@@ -663,7 +663,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_garbage_file(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "garbage.onnx"
     path.write_bytes(content)
-    with pytest.raises(NfdeployError, match="not an ONNX model"):
+    with pytest.raises(NfdeployError, match=r"not a readable ONNX model|has no nodes"):
         load_vendor(path)
 
 
@@ -791,7 +791,7 @@ def test_external_data_outside_folder_is_refused(tmp_path: Path, location: str) 
     folder = tmp_path / "model"
     folder.mkdir()
     (tmp_path / "outside.bin").write_bytes(np.ones((3, 4), dtype=np.float32).tobytes())
-    with pytest.raises(NfdeployError, match="outside the model's folder"):
+    with pytest.raises(NfdeployError, match="leaves the model folder"):
         load_vendor(vm.external_data_model(folder, location))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +19,9 @@ from nfdeploy.faults.onnx_weights import (
 )
 from nfdeploy.faults.spec import FaultSpec, Storage
 from nfdeploy.faults.storage import StoredWeight, perturb
+from nfdeploy.onnx.load import ModelFile, open_model
+from nfdeploy.onnx.metadata import metadata_dict
 from nfdeploy.runtime.batching import input_dims, make_batch_dynamic
-from nfdeploy.runtime.onnx_io import load_model_checked, metadata_dict
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -80,16 +72,19 @@ def load_faultable(
     storage: str = "auto",
     selection: TensorSelection | None = None,
     namespace: str = "",
+    opened: ModelFile | None = None,
 ) -> FaultableModel:
+    """``opened``: the file already read by :func:`open_model` (its proto is then modified)."""
     path = Path(path)
-    model = load_model_checked(path)
+    opened = opened or open_model(path)
+    model = opened.proto
     constants_to_initializers(model)
     batch = make_batch_dynamic(model)
     targets = find_fault_targets(batch.model, selection)
     resolved = resolve_storage(targets, storage, name=str(path))
     return FaultableModel(
         path=path,
-        sha256=file_sha256(path),
+        sha256=opened.sha256,
         proto=batch.model,
         batch_note=batch.note,
         dynamic_batch=batch.dynamic,

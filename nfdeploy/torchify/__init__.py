@@ -6,7 +6,7 @@ with vendor.weight_overrides({"fc.weight": w_faulty}):
     logits_faulty = vendor(x)
 """
 
-from nfdeploy.torchify.loading import file_sha256, load_vendor, read_onnx
+from nfdeploy.torchify.loading import load_vendor
 from nfdeploy.torchify.module import VendorModule
 from nfdeploy.torchify.parity import ParityReport, check_parity
 from nfdeploy.torchify.plan import QuantizedWeight
@@ -17,8 +17,6 @@ __all__ = [
     "QuantizedWeight",
     "VendorModule",
     "check_parity",
-    "file_sha256",
     "load_vendor",
-    "read_onnx",
     "supported_ops",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.onnx.session import make_session
 from nfdeploy.torchify.graph import first_line
 from nfdeploy.torchify.module import VendorModule
 
@@ -42,21 +43,7 @@ class ParityReport:
 
 
 def _session(path: Path, *, optimize: bool = True) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    if not optimize:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise NfdeployError(
-            f"{path}: onnxruntime cannot load it for the parity check ({first_line(exc)}); "
-            "check that onnxruntime runs this model."
-        ) from exc
+    return make_session(path, threads=1, name=f"{path} (parity check)", optimize=optimize)
 
 
 def concrete_shape(module: VendorModule, override: Sequence[int] | None) -> list[int]:

@@ -12,11 +12,12 @@ from torch import nn
 
 from nfdeploy.data import Dataset, Preprocess, load_dataset
 from nfdeploy.errors import NfdeployError
-from nfdeploy.faults.onnx_model import FaultableModel, file_sha256, load_faultable
+from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import FaultModel, FaultSpec, parse_bit_positions
 from nfdeploy.generators import FusedInput
 from nfdeploy.generators.build import build_fused_input
+from nfdeploy.onnx.load import file_sha256, open_model
 from nfdeploy.runtime.fit import check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.runtime.session import available_cores
@@ -139,13 +140,14 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
     if not Path(config.vendor).is_file():
         raise NfdeployError(f"{config.vendor}: no such vendor ONNX file. Check --model.")
     device = resolve_device(config.device)
-    vendor_sha = file_sha256(config.vendor)
     source = config.surrogate or config.vendor
+    opened = open_model(source)  # read, hashed and parsed once
+    vendor_sha = file_sha256(config.vendor) if config.surrogate else opened.sha256
+    module = load_vendor(source, opened=opened).to(device)  # before load_faultable edits it
     selection = TensorSelection(include_bias=config.include_bias, pattern=config.tensors)
-    faultable = load_faultable(source, storage=config.storage, selection=selection)
+    faultable = load_faultable(source, storage=config.storage, selection=selection, opened=opened)
     if not faultable.targets:
         raise NfdeployError(f"{source}: no Conv/Gemm/MatMul weights selected; check --tensors.")
-    module = load_vendor(source).to(device)
     _check_names(module, faultable)
     spec = FaultSpec(
         FaultModel(config.fault_model),
