@@ -13,8 +13,9 @@ from onnx import numpy_helper
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.spec import Storage
 from nfdeploy.faults.storage import StoredWeight
+from nfdeploy.onnx.graph import GraphIndex
+from nfdeploy.onnx.weight_ops import FAULTABLE_OPS
 
-WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 QUANT_TYPES = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT32)
 
 
@@ -89,25 +90,22 @@ def _output_axis(node: onnx.NodeProto, role: str) -> int:
     return 1 if node.op_type == "MatMul" else 0
 
 
-class _Graph:
-    def __init__(self, model: onnx.ModelProto) -> None:
-        self.inits = {init.name: init for init in model.graph.initializer}
-        self.producer = {out: node for node in model.graph.node for out in node.output}
-
-    def resolve(self, name: str) -> tuple[str, bool, onnx.NodeProto | None] | None:
-        """Follow Identity and DequantizeLinear back to an initializer: (name, is_qdq, dql node)."""
-        seen = 0
-        while name not in self.inits and seen < 8:
-            node = self.producer.get(name)
-            if node is None:
-                return None
-            if node.op_type == "DequantizeLinear" and node.input[0] in self.inits:
-                quant = self.inits[node.input[0]]
-                return (node.input[0], True, node) if quant.data_type in QUANT_TYPES else None
-            if node.op_type != "Identity":
-                return None
-            name, seen = node.input[0], seen + 1
-        return (name, False, None) if name in self.inits else None
+def resolve_weight(graph: GraphIndex, name: str) -> tuple[str, bool, onnx.NodeProto | None] | None:
+    """Follow Identity and DequantizeLinear back to an initializer: (name, is_qdq, dql node)."""
+    inits = graph.initializers
+    for _ in range(8):
+        if name in inits:
+            return name, False, None
+        node = graph.producer.get(name)
+        if node is None:
+            return None
+        if node.op_type == "DequantizeLinear" and node.input[0] in inits:
+            quant = inits[node.input[0]]
+            return (node.input[0], True, node) if quant.data_type in QUANT_TYPES else None
+        if node.op_type != "Identity":
+            return None
+        name = node.input[0]
+    return (name, False, None) if name in inits else None
 
 
 def find_fault_targets(
@@ -115,24 +113,24 @@ def find_fault_targets(
 ) -> list[FaultTarget]:
     """Weight (and optionally bias) initializers of Conv, ConvTranspose, Gemm and MatMul, in graph order."""
     selection = selection or TensorSelection()
-    graph = _Graph(model)
+    graph = GraphIndex(model)
     targets: dict[str, FaultTarget] = {}
     for node in model.graph.node:
-        if node.op_type not in WEIGHT_OPS:
+        if node.op_type not in FAULTABLE_OPS:
             continue
         roles = [(1, "weight")] + (
             [(2, "bias")] if selection.include_bias and node.op_type != "MatMul" else []
         )
-        if node.op_type == "MatMul" and node.input[1] not in graph.inits:
+        if node.op_type == "MatMul" and node.input[1] not in graph.initializers:
             roles = [(0, "weight")]
         for index, role in roles:
             if index >= len(node.input) or not node.input[index]:
                 continue
-            resolved = graph.resolve(node.input[index])
+            resolved = resolve_weight(graph, node.input[index])
             if resolved is None or resolved[0] in targets or not selection.matches(resolved[0]):
                 continue
             name, is_qdq, dql = resolved
-            init = graph.inits[name]
+            init = graph.initializers[name]
             axis = _dql_axis(dql, init) if dql is not None else _output_axis(node, role)
             targets[name] = FaultTarget(
                 name=name,
