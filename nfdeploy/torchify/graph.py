@@ -10,6 +10,7 @@ import torch
 from onnx import numpy_helper
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.onnx.graph import opset_version
 
 FLOAT_KINDS = "f"
 DOMAINS = ("", "ai.onnx")
@@ -45,9 +46,9 @@ def is_float(array: np.ndarray) -> bool:
 
 
 def default_opset(model: onnx.ModelProto) -> int:
-    for imp in model.opset_import:
-        if imp.domain in DOMAINS:
-            return int(imp.version)
+    version = opset_version(model)
+    if version:
+        return version
     if model.ir_version and model.ir_version < 3:
         return 1
     raise NfdeployError("the model declares no opset for the default ONNX domain; re-export it.")
