@@ -11,6 +11,7 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from nfdeploy.data import Preprocess, load_dataset
+from nfdeploy.onnx.load import load_model_checked
 from nfdeploy.onnx.session import make_session
 from nfdeploy.runtime.session import run_logits
 
@@ -47,7 +48,7 @@ def quantize_generator(
             str(src), str(dst), _Reader(name, calib), quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
         )  # fmt: skip
-        quantized = onnx.load(str(dst))
+        quantized = load_model_checked(dst)
     test = load_dataset(data, split="test", limit=CHECK_IMAGES, seed=seed, progress=False)
     x = pre.apply(test.images)
     vendor_session = make_session(vendor.SerializeToString())
