@@ -8,7 +8,7 @@ kernel's uniform stuck-at model (validate --fault-model stuck-at) with trial see
 Writes, into --out: chipmap-cluster.json, chipmap-cluster.log, chipmap-cluster.png.
 
     python bench/chipmap_cluster.py [--model bench/cache/cifar10/resnet20_c1.onnx]
-        [--data /work/shared/data/cifar10] [--limit 1000] [--maps 10] [--voltage 0.83]
+        [--data /work/shared/data/cifar10] [--limit 2000] [--maps 20] [--voltage 0.83]
         [--threads 1] [--out docs/fault-realism]
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 import tempfile
@@ -58,8 +59,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--split", default="test")
     parser.add_argument("--preprocess", default=None, help="default: stored in the model")
     parser.add_argument("--storage", default="int8-tensor")
-    parser.add_argument("--limit", type=int, default=1000)
-    parser.add_argument("--maps", type=int, default=10)
+    parser.add_argument("--limit", type=int, default=2000)
+    parser.add_argument("--maps", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="first chip seed")
     parser.add_argument("--voltage", type=float, default=0.83)
     parser.add_argument("--threads", type=int, default=1)
@@ -95,7 +96,7 @@ def _chip_rows(bench: Bench, ber: float, folder: Path) -> dict[str, dict[str, An
     for name, params in SCENARIOS.items():
         model = ClusterModel(ber=ber, **params)
         seeds = list(range(bench.args.seed, bench.args.seed + bench.args.maps))
-        pa, changed, fraction = [], [], []
+        pa, changed, fraction, msb = [], [], [], []
         for seed in seeds:
             faulty, stuck = generate(geometry=geometry, model=model, seed=seed)
             path = folder / f"{name.split()[0]}-{seed}.npz"
@@ -105,7 +106,8 @@ def _chip_rows(bench: Bench, ber: float, folder: Path) -> dict[str, dict[str, An
             pa.append(accuracy)
             changed.append(bits)
             fraction.append(float(faulty[:cells].mean()))
-        rows[name] = _row(model.to_dict(), seeds, pa, changed, fraction)
+            msb.append(int(faulty[:cells].reshape(-1, 8)[:, 7].sum()))  # bit 7 of each byte
+        rows[name] = {**_row(model.to_dict(), seeds, pa, changed, fraction), "msb_faulty": msb}
     rows["_geometry"] = {"banks_rows_cols": geometry.to_list(), "weight_bits": cells}
     return rows
 
@@ -125,7 +127,8 @@ def _row(
     summary = summarize(pa)
     return {
         "params": params, "seeds": seeds, "pa": pa, "pa_mean": summary.mean,
-        "pa_std": summary.std, "pa_min": min(pa), "pa_max": max(pa), "bits_changed": changed,
+        "pa_std": summary.std, "pa_sem": summary.std / math.sqrt(max(len(pa) - 1, 1)),
+        "pa_ci95": list(summary.ci95), "pa_min": min(pa), "pa_max": max(pa), "bits_changed": changed,
         "faulty_cell_fraction": fraction,
     }  # fmt: skip
 
@@ -136,11 +139,13 @@ def _table(result: dict[str, Any]) -> str:
         f"{result['images']} images, CA {100 * result['ca']:.1f}%",
         f"{result['voltage']:g} x Vmin -> stuck-at BER {result['ber']:g} "
         f"({'assumed' if result['ber_assumed'] else 'sourced'}); 512 x 64 banks",
-        f"{'scenario':<20} {'PA mean':>8} {'std':>6} {'min':>6} {'max':>6} {'bits changed':>13}",
+        f"{'scenario':<20} {'PA mean':>8} {'std':>6} {'SE':>5} {'min':>6} {'max':>6} "
+        f"{'bits changed':>13}",
     ]
     for name, row in result["scenarios"].items():
         lines.append(
-            f"{name:<20} {100 * row['pa_mean']:>7.1f}% {100 * row['pa_std']:>5.1f} "
+            f"{name:<20} {100 * row['pa_mean']:>7.1f}% {100 * row['pa_std']:>6.1f} "
+            f"{100 * row['pa_sem']:>5.1f} "
             f"{100 * row['pa_min']:>6.1f} {100 * row['pa_max']:>6.1f} "
             f"{np.mean(row['bits_changed']):>13,.0f}"
         )
