@@ -83,8 +83,8 @@ class RefTiledMap:
         clear, set_ = self.masks(codes.itemsize)
         values = codes.reshape(-1).view(_UNSIGNED[codes.itemsize])
         old = values.copy()
-        values &= ~np.resize(clear, values.size)
-        values |= np.resize(set_, values.size)
+        values &= ~_tiled(clear, values.size)
+        values |= _tiled(set_, values.size)
         return int(np.unpackbits((old ^ values).view(np.uint8)).sum())
 
 
@@ -97,3 +97,8 @@ def _period(cells: np.ndarray, itemsize: int) -> np.ndarray:
     grouped = cells[:, : per_row * bits].reshape(MAP_ROWS, per_row, bits).astype(dtype)
     packed = np.bitwise_or.reduce(grouped * weights, axis=2)
     return np.tile(packed, (1, per_row)).reshape(-1)
+
+
+def _tiled(period: np.ndarray, size: int) -> np.ndarray:
+    """The first ``size`` entries of ``period`` repeated (a view when one period suffices)."""
+    return period[:size] if size <= period.size else np.resize(period, size)
