@@ -83,6 +83,7 @@ def test_validate_voltage_sets_the_ber_and_is_recorded(
     ("args", "needle"),
     [
         (["--voltage", "0.83", "--fault-model", "flip"], "--fault-model flip"),  # not a cell rate
+        (["--voltage", "0.83", "--fault-model", "chip-map"], "chipmap --voltage V"),
         (["--voltage", "0.83", "--ber", "0.01", "--fault-model", "stuck-at"], "not both"),
         (["--voltage", "0.7", "--fault-model", "stuck-at"], "--voltage 0.7: below 0.83"),
         (["--voltage", "0.98", "--fault-model", "stuck-at"], "not modelled"),

@@ -263,8 +263,14 @@ def _curve_ber_text(voltage: float) -> str:
 
 
 #: Fault models whose rate p is a faulty-cell fraction, the BER the curve gives (NeuralFuse's
-#: "1% BER" convention); flip's p is a per-bit flip rate, and a chip map has its own faults.
+#: "1% BER" convention), and why the others do not take --voltage.
 CELL_RATE_FAULT_MODELS = ("stuck-at", "ref-tiled")
+_NO_VOLTAGE = {
+    "flip": "its p is a per-bit flip rate, the curve gives a faulty-cell rate (the paper's "
+    "stuck-at '1% BER'); use --fault-model stuck-at, or give --ber",
+    "chip-map": "a chip map has its own faults; make it at a voltage with "
+    "`nfdeploy chipmap --voltage V` and give --ber 0",
+}
 
 
 def rates_for_voltages(
@@ -272,11 +278,8 @@ def rates_for_voltages(
 ) -> tuple[tuple[float, ...], dict[str, Any]]:
     """The BER of each voltage (V / Vmin) and a record of the mapping for the report."""
     if fault_model not in CELL_RATE_FAULT_MODELS:
-        raise NfdeployError(
-            f"--voltage with --fault-model {fault_model}: the voltage -> BER curve gives a "
-            "faulty-cell rate (the paper's stuck-at '1% BER'); use --fault-model stuck-at, or "
-            "give --ber."
-        )
+        reason = _NO_VOLTAGE.get(fault_model, "use --fault-model stuck-at, or give --ber")
+        raise NfdeployError(f"--voltage with --fault-model {fault_model}: {reason}.")
     points = [ber_at_voltage(v) for v in voltages]
     record = {
         "voltages": [p.voltage_ratio for p in points],
