@@ -20,7 +20,7 @@ from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.chipmap import ChipMap
 from nfdeploy.faults.onnx_model import load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
-from nfdeploy.faults.spec import FaultModel, FaultSpec, Storage
+from nfdeploy.faults.spec import DEFAULT_FAULT_MODEL, FaultModel, FaultSpec, Storage
 from nfdeploy.runtime.session import make_session
 from nfdeploy.sensitivity.api import sensitivity
 from nfdeploy.sensitivity.groups import GroupRule, make_groups, parse_group_rules
@@ -295,7 +295,7 @@ def test_library_refuses_bad_numbers(setup: dict[str, Path]) -> None:
 
 def test_spec_and_storage_match_validate(setup: dict[str, Path]) -> None:
     result = sensitivity(**_common(setup), ber=0.01, trials=1, keep_max=0)
-    spec = FaultSpec(FaultModel.FLIP, 0.01, Storage.INT8_TENSOR)
+    spec = FaultSpec(DEFAULT_FAULT_MODEL, 0.01, Storage.INT8_TENSOR)  # validate's default too
     assert result.header["fault"] == spec.to_dict()
 
 

@@ -14,11 +14,15 @@ from typing import Any
 
 import click
 
-from nfdeploy.faults.spec import MAX_SEED, FaultModel, Storage
+from nfdeploy.faults.spec import (
+    DEFAULT_FAULT_MODEL,
+    MAX_SEED,
+    TRAINABLE_FAULT_MODELS,
+    FaultModel,
+    Storage,
+)
 
 STORAGE_CHOICES = ["auto", *[s.value for s in Storage]]
-#: train draws fresh patterns per seed; a chip map is one fixed chip, for validation only
-TRAIN_FAULT_MODELS = [m.value for m in FaultModel if m is not FaultModel.CHIP_MAP]
 FAULT_MODEL_HELP = (
     "flip: each bit flips with prob. BER. stuck-at: each cell faulty with prob. BER, stuck at "
     "0/1 (reference '1%' = ~0.5% flips). ref-tiled: stuck-at cells of the NeuralFuse "
@@ -81,12 +85,15 @@ def storage_option(help: str) -> Decorator:
 STORAGE_HELP = "How weights are stored: auto = qdq for a QDQ model, else int8-tensor (paper)."
 
 
-def fault_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def fault_options(*, training: bool = False) -> Decorator:
+    """--fault-model, --storage, --bits, [--chip-map,] --include-bias and --tensors, declared
+    once for every command; training takes every model but chip-map (a fixed chip)."""
+    models = TRAINABLE_FAULT_MODELS if training else tuple(FaultModel)
     options: list[Decorator] = [
         click.option(
             "--fault-model",
-            type=click.Choice([m.value for m in FaultModel]),
-            default=FaultModel.FLIP.value,
+            type=click.Choice([m.value for m in models]),
+            default=DEFAULT_FAULT_MODEL.value,
             show_default=True,
             help=FAULT_MODEL_HELP,
         ),
@@ -94,15 +101,23 @@ def fault_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--bits", default=None, help="Only these bit positions fail, e.g. '7' or '6-7'."
         ),
-        click.option(
-            "--chip-map",
-            type=click.Path(dir_okay=False, exists=True),
-            default=None,
-            help="Persistent cell map (.npz) for --fault-model chip-map; see `nfdeploy chipmap`.",
-        ),
+        *([] if training else [_chip_map_option()]),
         click.option("--include-bias", is_flag=True, help="Also inject into Conv/Gemm biases."),
         tensors_option(),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def _chip_map_option() -> Decorator:
+    return click.option(
+        "--chip-map",
+        type=click.Path(dir_okay=False, exists=True),
+        default=None,
+        help="Persistent cell map (.npz) for --fault-model chip-map; see `nfdeploy chipmap`.",
+    )

@@ -29,7 +29,7 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
     help="Seeded fault patterns per group (and per k).",
 )
 @seed_option(50_000, "First trial seed (trial k uses seed+k), as in validate.")
-@fault_options
+@fault_options()
 @click.option(
     "--group",
     multiple=True,

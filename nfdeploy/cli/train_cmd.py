@@ -7,13 +7,9 @@ from click.core import ParameterSource
 
 from nfdeploy.cli._errors import user_errors
 from nfdeploy.cli._options import (
-    FAULT_MODEL_HELP,
-    STORAGE_HELP,
-    TRAIN_FAULT_MODELS,
     batch_size_option,
+    fault_options,
     seed_option,
-    storage_option,
-    tensors_option,
     threads_option,
 )
 from nfdeploy.train.precision import PRECISION_CHOICES
@@ -80,17 +76,7 @@ from nfdeploy.train.precision import PRECISION_CHOICES
     help="Weight of the perturbed losses.",
 )
 @click.option("--train-ber", type=float, default=0.01, show_default=True)
-@click.option(
-    "--fault-model",
-    type=click.Choice(TRAIN_FAULT_MODELS),
-    default="stuck-at",
-    show_default=True,
-    help=FAULT_MODEL_HELP,
-)
-@storage_option(STORAGE_HELP)
-@click.option("--bits", default=None, help="Only these bit positions fail, e.g. '7' or '6-7'.")
-@click.option("--include-bias", is_flag=True, help="Also inject into biases.")
-@tensors_option()
+@fault_options(training=True)
 @seed_option(0, "Seed of the generator's initial weights, data order and fault patterns.")
 @click.option(
     "--holdout",

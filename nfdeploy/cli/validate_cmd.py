@@ -58,7 +58,7 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
     help="Seeded fault patterns per BER.",
 )
 @seed_option(50_000, "First trial seed (trial k uses seed+k).")
-@fault_options
+@fault_options()
 @click.option(
     "--nested",
     is_flag=True,

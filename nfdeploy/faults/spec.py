@@ -26,6 +26,12 @@ class FaultModel(str, Enum):
     REF_TILED = "ref-tiled"
 
 
+#: The one default of train, validate and sensitivity: the reference code's "p BER".
+DEFAULT_FAULT_MODEL = FaultModel.STUCK_AT
+#: train draws fresh patterns per seed; a chip map is one fixed chip, for validation only
+TRAINABLE_FAULT_MODELS = tuple(m for m in FaultModel if m is not FaultModel.CHIP_MAP)
+
+
 class Storage(str, Enum):
     INT8_TENSOR = "int8-tensor"
     INT8_CHANNEL = "int8-channel"

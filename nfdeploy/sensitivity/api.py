@@ -13,7 +13,7 @@ from tqdm import tqdm
 from nfdeploy import __version__
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_weights import TensorSelection
-from nfdeploy.faults.spec import FaultModel, parse_bit_positions
+from nfdeploy.faults.spec import DEFAULT_FAULT_MODEL, FaultModel, parse_bit_positions
 from nfdeploy.sensitivity.energy import FORMULA, AccessShares, access_shares
 from nfdeploy.sensitivity.groups import Group, make_groups, parse_group_rules
 from nfdeploy.sensitivity.measure import Setup, load_setup, run_configs
@@ -34,7 +34,7 @@ def sensitivity(
     preprocess: str | None = None,
     trials: int = 5,
     seed: int = 50_000,
-    fault_model: str = "flip",
+    fault_model: str = DEFAULT_FAULT_MODEL.value,
     storage: str = "auto",
     bits: str | None = None,
     chip_map: str | None = None,

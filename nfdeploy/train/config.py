@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.faults.spec import MAX_SEED
+from nfdeploy.faults.spec import DEFAULT_FAULT_MODEL, MAX_SEED
 from nfdeploy.train.precision import PRECISION_CHOICES
 
 LABEL_SOURCES = ("data", "vendor")
@@ -28,7 +28,7 @@ class TrainConfig:
     n_perturbed: int = 10
     lam: float = 5.0
     train_ber: float = 0.01
-    fault_model: str = "stuck-at"
+    fault_model: str = DEFAULT_FAULT_MODEL.value
     storage: str = "auto"
     bits: str | None = None
     include_bias: bool = False

@@ -9,7 +9,7 @@ from typing import Any
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_weights import TensorSelection
-from nfdeploy.faults.spec import FaultModel, parse_bit_positions
+from nfdeploy.faults.spec import DEFAULT_FAULT_MODEL, FaultModel, parse_bit_positions
 from nfdeploy.validate.pool import Backend
 from nfdeploy.validate.report import ValidationReport
 from nfdeploy.validate.runner import run_validations
@@ -29,7 +29,7 @@ def validate(
     preprocess: str | None = None,
     trials: int = 10,
     seed: int = 50_000,
-    fault_model: str = "flip",
+    fault_model: str = DEFAULT_FAULT_MODEL.value,
     storage: str = "auto",
     bits: str | None = None,
     chip_map: str | None = None,

@@ -21,6 +21,7 @@ from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.ref_tiled import check_seed as check_ref_seed
 from nfdeploy.faults.spec import (
+    DEFAULT_FAULT_MODEL,
     EVAL_SEED_START,
     MAX_SEED,
     TRAIN_SEED_RANGE,
@@ -138,7 +139,7 @@ def run_validations(
     generators: Sequence[str | Path] = (),
     trials: int = 10,
     seed: int = EVAL_SEED_START,
-    fault_model: FaultModel = FaultModel.FLIP,
+    fault_model: FaultModel = DEFAULT_FAULT_MODEL,
     storage: str = "auto",
     bit_positions: tuple[int, ...] | None = None,
     chip_map: Path | None = None,
