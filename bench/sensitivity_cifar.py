@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     report = args.out / "sensitivity.json"
     result = sensitivity(
-        model=str(args.model), data=args.data, split=args.split, limit=args.limit,
+        model=_relative(str(args.model.resolve())), data=args.data, split=args.split, limit=args.limit,
         preprocess=args.preprocess, ber=args.ber, trials=args.trials,
         fault_model=args.fault_model, storage="int8-tensor", keep_max=args.keep_max,
         threads=args.threads, report=str(report), plot=str(args.out), quiet=True,
@@ -57,7 +57,7 @@ def main() -> None:
 
 def _relative(arg: str) -> str:
     """Paths inside the repository as relative ones, so the log reads the same anywhere."""
-    return arg.replace(str(ROOT) + "/", "")
+    return arg.replace(str(ROOT) + "/", "") if Path.cwd() == ROOT else arg
 
 
 if __name__ == "__main__":
