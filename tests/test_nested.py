@@ -134,8 +134,8 @@ def test_validate_nested_sweep_report_and_subsets(tmp_path: Path) -> None:
         report = tmp_path / f"{flag}.json"
         args = [
             "validate", "-q", "--model", str(vendor), "--data", str(data), "--preprocess", "unit",
-            "--ber", "0.02", "--ber", "0.1", "--ber", "0.3", "--trials", "3", "--report",
-            str(report), *([flag] if flag else []),
+            "--fault-model", "stuck-at", "--ber", "0.02", "--ber", "0.1", "--ber", "0.3",
+            "--trials", "3", "--report", str(report), *([flag] if flag else []),
         ]  # fmt: skip
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
@@ -143,7 +143,7 @@ def test_validate_nested_sweep_report_and_subsets(tmp_path: Path) -> None:
     fault = reports["--nested"]["fault"]
     assert fault["nested"] is True and "nested:" in fault["definition"]
     assert "nested" not in reports[None]["fault"]
-    # flips nest, so every trial changes more bits at a higher BER
+    # faulty cells and their stuck values nest, so every trial changes more bits at a higher BER
     rows = reports["--nested"]["results"]
     changed = np.array([[t["bits_changed"] for t in row["trials"]] for row in rows])
     assert (np.diff(changed, axis=0) > 0).all()
