@@ -7,9 +7,13 @@ paper), each through the library function behind `nfdeploy validate`, writing in
   against i.i.d. ``stuck-at`` at the same rates -> ref-tiled.json, ref-tiled.log
 * ``nested``: a stuck-at sweep with and without ``--nested`` on the same trial seeds ->
   nested-sweep.json, nested-sweep.log, nested-sweep.png (per-trial PA against BER)
+* ``ablation``: i.i.d. stuck-at, the ref-tiled maps laid out once (no 16-fold repeat within
+  a map row; layers still restart at the map's start) and the reference's layout ->
+  ref-tiled-ablation.json, ref-tiled-ablation.log
 
     python bench/fault_realism.py ref-tiled [--limit 2000] [--trials 20] [--ber 0.005 --ber 0.01]
     python bench/fault_realism.py nested [--limit 1000] [--trials 10]
+    python bench/fault_realism.py ablation [--limit 2000] [--trials 20] [--ber 0.01]
         [--model bench/cache/cifar10/resnet20_c1.onnx] [--data /work/shared/data/cifar10]
         [--out docs/fault-realism] [--stem NAME]
 
@@ -25,9 +29,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
+import nfdeploy.faults.ref_tiled as ref_tiled_module
 from nfdeploy.faults.spec import FaultModel
 from nfdeploy.runtime.onnx_io import write_bytes_atomic
 from nfdeploy.validate.report import ValidationReport
@@ -35,16 +41,18 @@ from nfdeploy.validate.runner import run_validation
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = "ResNet18 (paper's vendor, not this one), CIFAR-10, reference '1% BER': PA 38.9 +- 12.4"
+PARTS = {"ref-tiled": "ref-tiled", "nested": "nested-sweep", "ablation": "ref-tiled-ablation"}
 DEFAULT_BERS = {"ref-tiled": [0.005, 0.01], "nested": [0.001, 0.002, 0.005, 0.01, 0.02]}
-DEFAULT_TRIALS = {"ref-tiled": 20, "nested": 10}
-DEFAULT_LIMIT = {"ref-tiled": 2000, "nested": 1000}
+DEFAULT_BERS["ablation"] = [0.01]
+DEFAULT_TRIALS = {"ref-tiled": 20, "nested": 10, "ablation": 20}
+DEFAULT_LIMIT = {"ref-tiled": 2000, "nested": 1000, "ablation": 2000}
 
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("part", choices=["ref-tiled", "nested"])
+    parser.add_argument("part", choices=list(PARTS))
     parser.add_argument(
         "--model", type=Path, default=ROOT / "bench" / "cache" / "cifar10" / "resnet20_c1.onnx"
     )
@@ -64,7 +72,7 @@ def _args() -> argparse.Namespace:
     args.ber = args.ber or DEFAULT_BERS[args.part]
     args.trials = args.trials or DEFAULT_TRIALS[args.part]
     args.limit = args.limit or DEFAULT_LIMIT[args.part]
-    args.stem = args.stem or ("ref-tiled" if args.part == "ref-tiled" else "nested-sweep")
+    args.stem = args.stem or PARTS[args.part]
     return args
 
 
@@ -125,6 +133,33 @@ def ref_tiled(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
                 f"{row['pa_min'] * 100:4.1f}..{row['pa_max'] * 100:4.1f}  "
                 f"{np.mean(row['bits_changed']):,.0f}"
             )
+    return result, "\n".join(lines)
+
+
+def _tiled_once(cells: np.ndarray, itemsize: int) -> np.ndarray:
+    """The reference's packed map laid out once (element i: row (i // k) % 8192, slot i % k),
+    without its k-fold repeat along each row: an experiment, not a fault model."""
+    if itemsize != 1:
+        raise ValueError("the ablation lays out int8 codes only (storage int8-tensor)")
+    grouped = cells.reshape(ref_tiled_module.MAP_ROWS, -1, 8).astype(np.uint8)
+    return np.bitwise_or.reduce(grouped << np.arange(8, dtype=np.uint8), axis=2).reshape(-1)
+
+
+def ablation(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """Which part of the tiling costs the accuracy: i.i.d. stuck-at, the same maps laid out
+    once per layer (every layer still restarts at the map's start), and the reference's
+    layout (each 16-code row pattern repeated 16 times)."""
+    runs = {"i.i.d. stuck-at": _run(args, FaultModel.STUCK_AT)}
+    with mock.patch.object(ref_tiled_module, "_period", _tiled_once):
+        runs["map laid out once"] = _run(args, FaultModel.REF_TILED)
+    runs["ref-tiled (reference)"] = _run(args, FaultModel.REF_TILED)
+    result = {**_setup(runs["i.i.d. stuck-at"]), "paper": PAPER,
+              "layouts": {name: _rows(report) for name, report in runs.items()}}  # fmt: skip
+    lines = [f"CA {result['ca'] * 100:.1f} on {result['data']['images']} images; int8 codes"]
+    for name, rows in result["layouts"].items():
+        for row in rows:
+            lines.append(f"{row['ber']:>6g}  {name:<22}  {row['pa_mean'] * 100:5.1f} +- "
+                         f"{row['pa_std'] * 100:4.1f}  bits {np.mean(row['bits_changed']):,.0f}")  # fmt: skip
     return result, "\n".join(lines)
 
 
@@ -202,7 +237,8 @@ def main() -> None:
     args = _args()
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    result, table = (ref_tiled if args.part == "ref-tiled" else nested)(args)
+    run_part = {"ref-tiled": ref_tiled, "nested": nested, "ablation": ablation}[args.part]
+    result, table = run_part(args)
     seconds = time.perf_counter() - start
     command = shlex.join(["python", *(_relative(a) for a in sys.argv)])
     result = {"command": command, "seconds": round(seconds, 1), **result}
