@@ -35,8 +35,9 @@ from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.spec import EVAL_SEED_START, FaultModel, FaultSpec
 from nfdeploy.runtime.onnx_io import write_bytes_atomic
 from nfdeploy.runtime.session import make_session
-from nfdeploy.validate.runner import predict, resolve_preprocess
+from nfdeploy.validate.runner import resolve_preprocess
 from nfdeploy.validate.stats import summarize
+from nfdeploy.validate.trial import predict
 
 ROOT = Path(__file__).resolve().parents[1]
 #: scenario -> ClusterModel parameters besides the rate (the weak-line q is the 0.25 default)

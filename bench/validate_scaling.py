@@ -22,6 +22,7 @@ from validate_overhead import random_resnet20
 
 from nfdeploy.faults.spec import FaultModel
 from nfdeploy.runtime.session import available_cores
+from nfdeploy.validate.config import ValidateConfig
 from nfdeploy.validate.pool import Backend
 from nfdeploy.validate.runner import run_validations
 
@@ -53,9 +54,11 @@ def main() -> None:
         k = f"{workers}" if backend is Backend.LOCAL else f"{workers} --backend ray"
         start = time.perf_counter()
         (report,) = run_validations(
-            model=args.model, data=args.data, bers=[0.005, 0.01], trials=args.trials,
-            fault_model=FaultModel.STUCK_AT, preprocess=args.preprocess, limit=args.limit,
-            workers=workers, backend=backend, progress=False,
+            ValidateConfig(
+                model=args.model, data=args.data, bers=(0.005, 0.01), trials=args.trials,
+                fault_model=FaultModel.STUCK_AT, preprocess=args.preprocess, limit=args.limit,
+                workers=workers, backend=backend, progress=False,
+            )
         )  # fmt: skip
         seconds[k] = time.perf_counter() - start
         data = report.to_dict()

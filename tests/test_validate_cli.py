@@ -308,7 +308,7 @@ def test_several_generators_need_placeholder_and_distinct_names(
 
 
 def test_image_grid_samples_cover_the_classes() -> None:
-    from nfdeploy.validate.runner import sample_index
+    from nfdeploy.validate.assemble import sample_index
 
     sorted_labels = np.repeat(np.arange(10), 50)  # a data set sorted by class
     assert sorted(sorted_labels[sample_index(sorted_labels)].tolist()) == list(range(8))

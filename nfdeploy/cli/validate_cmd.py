@@ -119,9 +119,10 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def validate_command(**options: object) -> None:
     """Accuracy of the vendor model without and with the generator, over seeded bit-error trials."""
-    from nfdeploy.validate.api import validate
+    from nfdeploy.validate.api import config_from_cli, validate
 
     with user_errors():
-        ok = validate(**options)  # type: ignore[arg-type]
+        config, outputs = config_from_cli(options)
+        ok = validate(config=config, outputs=outputs)
     if not ok:
         raise click.exceptions.Exit(1)

@@ -23,7 +23,8 @@ from nfdeploy.faults.spec import FaultModel, FaultSpec
 from nfdeploy.faults.storage import perturb
 from nfdeploy.runtime.fit import check_labels, classifier_classes
 from nfdeploy.runtime.session import make_session
-from nfdeploy.validate.runner import check_seeds, predict, resolve_preprocess
+from nfdeploy.validate.runner import check_seeds, resolve_preprocess
+from nfdeploy.validate.trial import predict
 
 FaultyCodes = list[tuple[np.ndarray, int]]  # per target: faulty codes, bits changed
 

@@ -1,15 +1,19 @@
-"""`validate()`: the keyword-only library function behind `nfdeploy validate`."""
+"""`validate()`: the keyword-only library function behind `nfdeploy validate`, and the
+conversion of the command's options into its :class:`ValidateConfig`."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.onnx_weights import TensorSelection
-from nfdeploy.faults.spec import DEFAULT_FAULT_MODEL, FaultModel, parse_bit_positions
+from nfdeploy.faults.spec import FaultModel, parse_bit_positions
+from nfdeploy.validate.config import ValidateConfig
 from nfdeploy.validate.pool import Backend
 from nfdeploy.validate.report import ValidationReport
 from nfdeploy.validate.runner import run_validations
@@ -17,82 +21,63 @@ from nfdeploy.validate.runner import run_validations
 PLACEHOLDER = "{generator}"
 
 
-def validate(
-    *,
-    model: str,
-    data: str,
-    bers: tuple[float, ...] = (),
-    voltages: tuple[float, ...] = (),
-    generator: str | tuple[str, ...] | None = None,
-    split: str = "test",
-    limit: int | None = None,
-    preprocess: str | None = None,
-    trials: int = 10,
-    seed: int = 50_000,
-    fault_model: str = DEFAULT_FAULT_MODEL.value,
-    storage: str = "auto",
-    bits: str | None = None,
-    chip_map: str | None = None,
-    nested: bool = False,
-    include_bias: bool = False,
-    tensors: str | None = None,
-    faulty_generator: bool = False,
-    threads: int = 0,
-    batch_size: int = 256,
-    workers: int = 1,
-    backend: str = "local",
-    ray_address: str | None = None,
-    provider: str = "cpu",
-    report: str | None = None,
-    plots: str | None = None,
-    fail_under: float | None = None,
-    quiet: bool = False,
-) -> bool:
+@dataclass(frozen=True)
+class Outputs:
+    """Where a validation run writes, and when it fails (--fail-under)."""
+
+    report: str | None = None
+    plots: str | None = None
+    fail_under: float | None = None
+
+
+def config_from_cli(options: dict[str, Any]) -> tuple[ValidateConfig, Outputs]:
+    """`nfdeploy validate`'s parsed options -> (config, outputs); options named as the
+    config's fields pass straight through, the rest are converted here."""
+    o = dict(options)
+    outputs = Outputs(o.pop("report"), o.pop("plots"), o.pop("fail_under"))
+    voltages = tuple(o.pop("voltages"))
+    bers, _ = _rates(tuple(o.pop("bers")), voltages, o["fault_model"])
+    chip_map = o.pop("chip_map")
+    config = ValidateConfig(
+        bers=bers,
+        voltages=voltages,
+        generators=_as_tuple(o.pop("generator")),
+        fault_model=FaultModel(o.pop("fault_model")),
+        bit_positions=parse_bit_positions(o.pop("bits")),
+        chip_map=Path(chip_map) if chip_map else None,
+        selection=TensorSelection(include_bias=o.pop("include_bias"), pattern=o.pop("tensors")),
+        backend=_backend(o.pop("backend"), o.get("ray_address")),
+        progress=not o.pop("quiet"),
+        **o,
+    )
+    return config, outputs
+
+
+def validate(*, config: ValidateConfig, outputs: Outputs | None = None) -> bool:
     """Run validation, print the table to stderr, write JSON/plots; False if --fail-under fails.
 
-    Several generators share each trial's faulty vendor pass; then ``report`` and ``plots``
-    must contain ``{generator}``, replaced by each generator's name (see :func:`generator_name`).
+    Several generators share each trial's faulty vendor pass; then ``outputs.report`` and
+    ``outputs.plots`` must contain ``{generator}``, replaced by each generator's name (see
+    :func:`generator_name`).
     """
-    threshold = _threshold(fail_under)
-    bers, voltage_record = _rates(bers, voltages, fault_model)
-    generators = _as_tuple(generator)
-    outputs = _output_paths(generators, report, plots)
-    for report_path, plots_path in outputs:
+    outputs = outputs or Outputs()
+    threshold = _threshold(outputs.fail_under)
+    paths = _output_paths(config.generators, outputs.report, outputs.plots)
+    for report_path, plots_path in paths:
         check_destination("--report", report_path, folder=False)
         check_destination("--plots", plots_path, folder=True)
-    results = run_validations(
-        model=model,
-        data=data,
-        bers=bers,
-        generators=generators,
-        trials=trials,
-        seed=seed,
-        fault_model=FaultModel(fault_model),
-        storage=storage,
-        bit_positions=parse_bit_positions(bits),
-        chip_map=Path(chip_map) if chip_map else None,
-        nested=nested,
-        selection=TensorSelection(include_bias=include_bias, pattern=tensors),
-        faulty_generator=faulty_generator,
-        preprocess=preprocess,
-        split=split,
-        limit=limit,
-        threads=threads,
-        batch_size=batch_size,
-        workers=workers,
-        backend=_backend(backend, ray_address),
-        ray_address=ray_address,
-        provider=provider,
-        progress=not quiet,
+    voltage_record = (
+        _rates((), config.voltages, config.fault_model.value)[1] if config.voltages else None
     )
+    results = run_validations(config)
     ok = True
     for result, gen, (report_path, plots_path) in zip(
-        results, generators or (None,), outputs, strict=True
+        results, config.generators or (None,), paths, strict=True
     ):
-        if gen is not None and len(generators) > 1:
+        if gen is not None and len(config.generators) > 1:
             print(f"\n== generator {gen}", file=sys.stderr)
-        result.extra["energy"] = _energy(model, gen, voltages)
-        _record_operating_point(result, voltage_record, chip_map)
+        result.extra["energy"] = _energy(str(config.model), gen, config.voltages)
+        _record_operating_point(result, voltage_record, config.chip_map)
         print(result.table(), file=sys.stderr)
         print(result.extra["energy"]["text"], file=sys.stderr)
         if report_path:
@@ -115,7 +100,7 @@ def _backend(name: str, ray_address: str | None) -> Backend:
     return backend
 
 
-def _as_tuple(generator: str | tuple[str, ...] | None) -> tuple[str, ...]:
+def _as_tuple(generator: str | Sequence[str] | None) -> tuple[str, ...]:
     if generator is None:
         return ()
     return (generator,) if isinstance(generator, str) else tuple(generator)
@@ -205,7 +190,7 @@ def _rates(
 
 
 def _record_operating_point(
-    result: ValidationReport, voltage_record: dict[str, Any] | None, chip_map: str | None
+    result: ValidationReport, voltage_record: dict[str, Any] | None, chip_map: Path | None
 ) -> None:
     """The report says which voltage gave each BER, and how a chip map was made."""
     if voltage_record is not None:

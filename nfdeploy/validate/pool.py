@@ -22,7 +22,7 @@ from nfdeploy.runtime.session import available_cores
 
 if TYPE_CHECKING:
     from nfdeploy.faults.onnx_model import FaultableModel
-    from nfdeploy.validate.runner import TrialOutcome
+    from nfdeploy.validate.trial import TrialOutcome
 
 Job = tuple[int, int, int]  # (spec index, trial index, trial seed)
 OnDone = Callable[[Job, "list[TrialOutcome]"], Any]
@@ -61,36 +61,25 @@ class TrialWorker:
 
     def __init__(self, inputs: PoolInputs) -> None:
         from nfdeploy.faults.onnx_model import load_faultable
-        from nfdeploy.validate.runner import Fuser
+        from nfdeploy.validate.trial import Fuser, TrialInputs
 
-        self.inputs = inputs
-        self.vendor = load_faultable(
-            inputs.model, storage=inputs.storage, selection=inputs.selection
-        )
-        slots: list[FaultableModel | None] = [
-            load_faultable(g, storage=inputs.generator_storage, namespace="generator/")
-            for g in inputs.generators
+        i = inputs
+        vendor = load_faultable(i.model, storage=i.storage, selection=i.selection)
+        generators: list[FaultableModel | None] = [
+            load_faultable(g, storage=i.generator_storage, namespace="generator/")
+            for g in i.generators
         ] or [None]
-        self.fusers = [
-            Fuser(
-                gen,
-                inputs.x,
-                inputs.batch_size,
-                inputs.threads,
-                providers=inputs.providers,
-                clean=clean,
-            )
-            for gen, clean in zip(slots, inputs.clean_fused, strict=True)
+        fusers = [
+            Fuser(gen, i.x, i.batch_size, i.threads, providers=i.providers, clean=clean)
+            for gen, clean in zip(generators, i.clean_fused, strict=True)
         ]
+        self.trial_inputs = TrialInputs(vendor, fusers, i.x, i.labels, i.faulty_generator,
+                                        i.threads, i.batch_size, i.providers)  # fmt: skip
 
     def run(self, spec: FaultSpec, trial: int, seed: int) -> list[TrialOutcome]:
-        from nfdeploy.validate.runner import run_trial
+        from nfdeploy.validate.trial import run_trial
 
-        i = self.inputs
-        return run_trial(
-            self.vendor, self.fusers, spec, trial, seed, i.x, i.labels, i.faulty_generator,
-            i.threads, i.batch_size, i.providers,
-        )  # fmt: skip
+        return run_trial(self.trial_inputs, spec, trial, seed)
 
 
 _worker: TrialWorker | None = None  # this worker process's models, set once by _start

@@ -21,7 +21,7 @@ from nfdeploy.faults.spec import FaultSpec
 from nfdeploy.validate.pool import Job, OnDone, PoolInputs, TrialWorker
 
 if TYPE_CHECKING:
-    from nfdeploy.validate.runner import TrialOutcome
+    from nfdeploy.validate.trial import TrialOutcome
 
 INSTALL_HINT = "pip install 'nfdeploy[ray]'"
 #: Tests only: "spec:trial:marker" makes the actor running that job exit once (retry test).
