@@ -33,8 +33,8 @@ from nfdeploy.faults.chip_layout import Geometry, geometry_for
 from nfdeploy.faults.chipmap import ChipMap
 from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.spec import EVAL_SEED_START, FaultModel, FaultSpec
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
-from nfdeploy.runtime.session import make_session
+from nfdeploy.onnx.atomic import write_bytes_atomic
+from nfdeploy.onnx.session import make_session
 from nfdeploy.validate.runner import resolve_preprocess
 from nfdeploy.validate.stats import summarize
 from nfdeploy.validate.trial import predict

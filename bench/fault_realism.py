@@ -35,7 +35,7 @@ import numpy as np
 
 import nfdeploy.faults.ref_tiled as ref_tiled_module
 from nfdeploy.faults.spec import FaultModel
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.onnx.atomic import write_bytes_atomic
 from nfdeploy.validate.report import ValidationReport
 from nfdeploy.validate.runner import run_validation
 

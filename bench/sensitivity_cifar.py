@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.onnx.atomic import write_bytes_atomic
 from nfdeploy.sensitivity.api import sensitivity
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -528,9 +528,9 @@ def test_chip_map_wrap_around_is_stated(files: dict[str, Path], tmp_path: Path) 
 def _runtime_cases(files: dict[str, Path], tmp: Path) -> dict[str, tuple[object, str]]:
     from nfdeploy.faults.chipmap import ChipMap
     from nfdeploy.faults.onnx_weights import TensorSelection
+    from nfdeploy.onnx.atomic import write_bytes_atomic
     from nfdeploy.runtime import load_model_checked, make_session
     from nfdeploy.runtime.fit import check_generator, classifier_classes
-    from nfdeploy.runtime.onnx_io import write_bytes_atomic
 
     return {
         "write-under-a-file": (

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from nfdeploy.cli import main
-from nfdeploy.runtime.onnx_io import metadata_dict
-from nfdeploy.runtime.session import make_session
+from nfdeploy.onnx.metadata import metadata_dict
+from nfdeploy.onnx.session import make_session
 from tests.onnx_builders import IN_CHANNELS, SIZE, conv_bn_model
 
 pytestmark = pytest.mark.filterwarnings(

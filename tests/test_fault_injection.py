@@ -15,7 +15,7 @@ from nfdeploy.faults.onnx_model import load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import FaultModel, FaultSpec, Storage
 from nfdeploy.faults.storage import StoredWeight
-from nfdeploy.runtime.session import make_session
+from nfdeploy.onnx.session import make_session
 from tests.onnx_builders import IN_CHANNELS, SIZE, conv_bn_model, conv_bn_weights, numpy_forward
 
 

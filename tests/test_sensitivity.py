@@ -21,7 +21,7 @@ from nfdeploy.faults.chipmap import ChipMap
 from nfdeploy.faults.onnx_model import load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import DEFAULT_FAULT_MODEL, FaultModel, FaultSpec, Storage
-from nfdeploy.runtime.session import make_session
+from nfdeploy.onnx.session import make_session
 from nfdeploy.sensitivity.api import sensitivity
 from nfdeploy.sensitivity.groups import GroupRule, make_groups, parse_group_rules
 from nfdeploy.sensitivity.measure import faulty_codes, load_setup, masked_bytes

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
 from nfdeploy.cli import main
-from nfdeploy.runtime.session import make_session
+from nfdeploy.onnx.session import make_session
 from tests.onnx_builders import IN_CHANNELS, SIZE, conv_bn_model
 
 

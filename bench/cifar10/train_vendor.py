@@ -53,9 +53,10 @@ if str(_HERE.parents[1]) not in sys.path:  # the repo root, for an uninstalled n
 from models import build, count_params  # noqa: E402
 
 from nfdeploy.data import Preprocess, load_dataset  # noqa: E402
+from nfdeploy.onnx import metadata as metadata_keys  # noqa: E402
 
 DEFAULT_DATA = str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cifar10")
-PREPROCESS_KEY = "nfdeploy.preprocess"
+PREPROCESS_KEY = metadata_keys.PREPROCESS  # the one definition: nfdeploy.onnx.metadata
 # Settings that must not change between a run and its --resume.
 _RUN_KEYS = (
     "arch",

@@ -28,9 +28,10 @@ import onnxruntime as ort
 from nfdeploy.data import Preprocess, load_dataset
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.spec import MAX_SEED
+from nfdeploy.onnx import metadata as metadata_keys
 from nfdeploy.runtime import load_model_checked, metadata_dict, save_model_atomic
 
-PREPROCESS_KEY = "nfdeploy.preprocess"
+PREPROCESS_KEY = metadata_keys.PREPROCESS  # the one definition: nfdeploy.onnx.metadata
 
 
 class UsageError(Exception):

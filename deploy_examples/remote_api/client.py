@@ -30,9 +30,10 @@ from PIL import Image, UnidentifiedImageError
 
 from nfdeploy.data import Preprocess, load_dataset
 from nfdeploy.errors import NfdeployError
+from nfdeploy.onnx import metadata as metadata_keys
 from nfdeploy.runtime import load_model_checked, make_session, metadata_dict
 
-PREPROCESS_KEY = "nfdeploy.preprocess"
+PREPROCESS_KEY = metadata_keys.PREPROCESS  # the one definition: nfdeploy.onnx.metadata
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 

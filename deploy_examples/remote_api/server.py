@@ -41,10 +41,11 @@ import numpy as np
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.spec import MAX_SEED
+from nfdeploy.onnx import metadata as metadata_keys
 from nfdeploy.runtime import load_model_checked, make_session, metadata_dict
 
 HOST = "127.0.0.1"
-PREPROCESS_KEY = "nfdeploy.preprocess"
+PREPROCESS_KEY = metadata_keys.PREPROCESS  # the one definition: nfdeploy.onnx.metadata
 ROUTES = {"/v1/predict": "POST", "/v1/info": "GET"}
 V2_ROUTES = {"/v2": "GET", "/v2/health/live": "GET", "/v2/health/ready": "GET"}
 V2_MODEL = re.compile(r"^/v2/models/([^/]+)(/ready|/infer)?$")

@@ -34,7 +34,7 @@ import numpy as np
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.chip_layout import Geometry
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.onnx.atomic import write_bytes_atomic
 
 FORMAT = "nfdeploy-chipmap-v2"
 FORMATS = ("nfdeploy-chipmap-v1", FORMAT)

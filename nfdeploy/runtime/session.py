@@ -1,4 +1,4 @@
-"""onnxruntime sessions and batched inference."""
+"""Batched inference and the cores a process may use (sessions: :mod:`nfdeploy.onnx.session`)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,7 @@ import os
 import numpy as np
 import onnxruntime as ort
 
-from nfdeploy.onnx.session import CPU_ONLY, PROVIDERS, make_session, resolve_providers
-
-__all__ = [
-    "CPU_ONLY",
-    "PROVIDERS",
-    "available_cores",
-    "make_session",
-    "resolve_providers",
-    "run_logits",
-]
+__all__ = ["available_cores", "run_logits"]
 
 
 def available_cores() -> int:

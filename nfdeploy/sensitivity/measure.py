@@ -21,8 +21,8 @@ from nfdeploy.faults.onnx_model import FaultableModel, load_faultable
 from nfdeploy.faults.onnx_weights import TensorSelection, write_weights
 from nfdeploy.faults.spec import FaultModel, FaultSpec
 from nfdeploy.faults.storage import perturb
+from nfdeploy.onnx.session import make_session
 from nfdeploy.runtime.fit import check_labels, classifier_classes
-from nfdeploy.runtime.session import make_session
 from nfdeploy.validate.runner import check_seeds, resolve_preprocess
 from nfdeploy.validate.trial import predict
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.onnx.atomic import write_bytes_atomic
 from nfdeploy.sensitivity.report import SensitivityReport
 
 BAR_PLOT = "sensitivity.png"

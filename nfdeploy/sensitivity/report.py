@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.onnx.atomic import write_bytes_atomic
 from nfdeploy.sensitivity.groups import Group
 from nfdeploy.sensitivity.measure import Trial
 from nfdeploy.validate.stats import Summary, summarize

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.onnx.atomic import write_bytes_atomic
 from nfdeploy.validate.report import Samples, ValidationReport
 
 

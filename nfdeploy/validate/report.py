@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from nfdeploy.runtime.onnx_io import write_bytes_atomic
+from nfdeploy.onnx.atomic import write_bytes_atomic
 from nfdeploy.validate.stats import Summary, summarize
 
 # 2: wall-clock fields (the creation time, per-trial inject_s/infer_s) live under "timing"
