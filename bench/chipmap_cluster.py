@@ -7,7 +7,7 @@ vendor with each map (one map = one chip = one trial). As a cross-check it also 
 kernel's uniform stuck-at model (validate --fault-model stuck-at) with trial seeds 50000+.
 Writes, into --out: chipmap-cluster.json, chipmap-cluster.log, chipmap-cluster.png.
 
-    python bench/chipmap_cluster.py [--model bench/cache/cifar10/resnet20_c1.onnx]
+    python bench/chipmap_cluster.py [--model bench/results/cifar10/resnet20_c1-vendor/resnet20_c1.onnx]
         [--data /work/shared/data/cifar10] [--limit 2000] [--maps 20] [--voltage 0.83]
         [--threads 1] [--out docs/fault-realism]
 """
@@ -54,7 +54,7 @@ def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    cache = ROOT / "bench" / "cache" / "cifar10" / "resnet20_c1.onnx"
+    cache = ROOT / "bench" / "results" / "cifar10" / "resnet20_c1-vendor" / "resnet20_c1.onnx"
     parser.add_argument("--model", type=Path, default=cache)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10"))
     parser.add_argument("--split", default="test")

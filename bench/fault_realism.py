@@ -14,7 +14,7 @@ paper), each through the library function behind `nfdeploy validate`, writing in
     python bench/fault_realism.py ref-tiled [--limit 2000] [--trials 20] [--ber 0.005 --ber 0.01]
     python bench/fault_realism.py nested [--limit 1000] [--trials 10]
     python bench/fault_realism.py ablation [--limit 2000] [--trials 20] [--ber 0.01]
-        [--model bench/cache/cifar10/resnet20_c1.onnx] [--data /work/shared/data/cifar10]
+        [--model bench/results/cifar10/resnet20_c1-vendor/resnet20_c1.onnx] [--data /work/shared/data/cifar10]
         [--out docs/fault-realism] [--stem NAME]
 
 Defaults are the documented runs (--threads 1).
@@ -54,7 +54,9 @@ def _args() -> argparse.Namespace:
     )
     parser.add_argument("part", choices=list(PARTS))
     parser.add_argument(
-        "--model", type=Path, default=ROOT / "bench" / "cache" / "cifar10" / "resnet20_c1.onnx"
+        "--model",
+        type=Path,
+        default=ROOT / "bench" / "results" / "cifar10" / "resnet20_c1-vendor" / "resnet20_c1.onnx",
     )
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10"))
     parser.add_argument("--split", default="test")

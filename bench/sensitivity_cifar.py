@@ -4,7 +4,7 @@ Runs `nfdeploy sensitivity` (the library function) once and writes, into --out:
 sensitivity.json (the report), sensitivity.log (command and table), sensitivity.png and
 keep-k.png.
 
-    python bench/sensitivity_cifar.py [--model bench/cache/cifar10/resnet20_c1.onnx]
+    python bench/sensitivity_cifar.py [--model bench/results/cifar10/resnet20_c1-vendor/resnet20_c1.onnx]
         [--data /work/shared/data/cifar10] [--limit 1000] [--trials 5]
         [--fault-model stuck-at] [--ber 0.01] [--keep-max 8] [--out docs/fault-realism]
 
@@ -29,7 +29,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--model", type=Path, default=ROOT / "bench" / "cache" / "cifar10" / "resnet20_c1.onnx"
+        "--model",
+        type=Path,
+        default=ROOT / "bench" / "results" / "cifar10" / "resnet20_c1-vendor" / "resnet20_c1.onnx",
     )
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "cifar10"))
     parser.add_argument("--split", default="test")
