@@ -20,9 +20,9 @@ from nfdeploy.cli import main
 from nfdeploy.faults.onnx_model import load_faultable
 from nfdeploy.faults.spec import FaultModel, FaultSpec
 from nfdeploy.generators import FusedInput, build_generator
+from nfdeploy.runs.config import TrainConfig
 from nfdeploy.torchify import load_vendor
 from nfdeploy.train.api import default_lr
-from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.eopm import chunk_weight_sets, eopm_loss_naive, eopm_step, loss_weights
 from nfdeploy.train.perturbed import PerturbedWeights, StepWeights, prefetched
 from nfdeploy.train.precision import Precision, resolve_precision

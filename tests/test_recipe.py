@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from nfdeploy.cli import main
 from nfdeploy.data.augment import crop_flip
+from nfdeploy.runs.config import TrainConfig
 from nfdeploy.torchify import load_vendor
-from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.eopm import chunk_weight_sets, eopm_step, loss_weights
 from nfdeploy.train.recipe import step_ber
 from tests.test_fast_training import LAM, VENDORS, N, _fused, _gradients, _weight_sets

@@ -22,9 +22,9 @@ from nfdeploy.onnx.graph import opset_version
 from nfdeploy.onnx.load import load_model_checked
 from nfdeploy.onnx.metadata import merge_metadata
 from nfdeploy.onnx.session import make_session
+from nfdeploy.runs.config import TrainConfig
+from nfdeploy.runs.run_dir import BEST, LAST, load_checkpoint
 from nfdeploy.runtime.batching import graph_input
-from nfdeploy.train.config import TrainConfig
-from nfdeploy.train.run_dir import BEST, LAST, load_checkpoint
 
 MIN_OPSET, MAX_OPSET = 9, 21
 PARITY_ATOL = 1e-4

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -127,9 +126,6 @@ class FaultSpec:
     def is_nested(self) -> bool:
         """Whether the faults at a lower rate are a subset of those at a higher one."""
         return self.nested or self.model is FaultModel.REF_TILED
-
-    def with_ber(self, ber: float) -> FaultSpec:
-        return dataclasses.replace(self, ber=float(ber))
 
     def describe(self) -> str:
         bits = "all bits" if self.bit_positions is None else f"bits {list(self.bit_positions)}"

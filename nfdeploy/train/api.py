@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.train.config import TrainConfig
+from nfdeploy.runs.config import TrainConfig
+from nfdeploy.runs.run_dir import BEST, CONFIG, LAST, METRICS, RunDir
 from nfdeploy.train.loop import train
-from nfdeploy.train.run_dir import BEST, CONFIG, LAST, METRICS, RunDir
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH, DEFAULT_LR = 25, 1e-3  # the paper's batch and Adam lr

@@ -16,12 +16,12 @@ from tqdm import tqdm
 from nfdeploy import __version__
 from nfdeploy.data import Dataset
 from nfdeploy.errors import NfdeployError
+from nfdeploy.runs.config import TrainConfig
+from nfdeploy.runs.run_dir import LAST, RunDir, load_checkpoint
 from nfdeploy.train import recipe
-from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.distributed import DistContext, check_resume_world
 from nfdeploy.train.eopm import eopm_step
 from nfdeploy.train.perturbed import draw_train_seeds, prefetched
-from nfdeploy.train.run_dir import LAST, RunDir, load_checkpoint
 from nfdeploy.train.setup import TrainSetup, build_setup, make_optimizer
 
 # Held-out evaluation during training uses its own seeds: outside both the training range

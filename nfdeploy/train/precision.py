@@ -5,22 +5,17 @@ torch-free, so that the CLI can declare ``--precision`` without importing torch.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from pathlib import Path
 
 from nfdeploy.errors import NfdeployError
+from nfdeploy.runs.config import PRECISION_CHOICES, Precision
 
 # lscpu / /proc/cpuinfo flags of CPUs with native bf16 matrix arithmetic.
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-class Precision(str, enum.Enum):
-    FP32 = "fp32"
-    BF16 = "bf16"
-
-
-PRECISION_CHOICES = ("auto", *(p.value for p in Precision))
+__all__ = ["BF16_CPU_FLAGS", "PRECISION_CHOICES", "Precision", "resolve_precision"]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import torch
 
 from nfdeploy.data import Dataset
 from nfdeploy.data.augment import crop_flip
-from nfdeploy.train.config import TrainConfig
+from nfdeploy.runs.config import TrainConfig
 from nfdeploy.train.eopm import autocast
 from nfdeploy.train.setup import TrainSetup
 

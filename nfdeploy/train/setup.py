@@ -18,11 +18,11 @@ from nfdeploy.faults.spec import FaultModel, FaultSpec, parse_bit_positions
 from nfdeploy.generators import FusedInput
 from nfdeploy.generators.build import build_fused_input
 from nfdeploy.onnx.load import file_sha256, open_model
+from nfdeploy.runs.config import TrainConfig
 from nfdeploy.runtime.fit import check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
 from nfdeploy.runtime.session import available_cores
 from nfdeploy.torchify import VendorModule, load_vendor
-from nfdeploy.train.config import TrainConfig
 from nfdeploy.train.perturbed import PerturbedWeights, StepWeights
 from nfdeploy.train.precision import PrecisionChoice, resolve_precision
 

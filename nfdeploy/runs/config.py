@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from dataclasses import dataclass
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
 from nfdeploy.faults.spec import DEFAULT_FAULT_MODEL, MAX_SEED
-from nfdeploy.train.precision import PRECISION_CHOICES
+
+
+class Precision(str, enum.Enum):
+    FP32 = "fp32"
+    BF16 = "bf16"
+
+
+PRECISION_CHOICES = ("auto", *(p.value for p in Precision))
 
 LABEL_SOURCES = ("data", "vendor")
 AUGMENTATIONS = ("none", "crop-flip")
