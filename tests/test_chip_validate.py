@@ -37,6 +37,18 @@ def _validate(files: dict[str, Path], *args: str) -> tuple[int, str]:
     )  # fmt: skip
 
 
+def test_chip_map_needs_no_ber_and_reports_its_own(files: dict[str, Path], tmp_path: Path) -> None:
+    chip, report = tmp_path / "chip.npz", tmp_path / "r.json"
+    code, output = _run("chipmap", "--model", str(files["vendor"]), "--ber", "0.03", "--seed",
+                        "5", "--out", str(chip))  # fmt: skip
+    assert code == 0, output
+    code, output = _validate(files, "--fault-model", "chip-map", "--chip-map", str(chip),
+                             "--report", str(report))  # fmt: skip
+    assert code == 0, output
+    data = json.loads(report.read_text())
+    assert data["results"][0]["ber"] == 0.03 and data["results"][0]["trials"][0]["bits_changed"]
+
+
 def test_validate_with_a_clustered_chip_map(files: dict[str, Path], tmp_path: Path) -> None:
     chip, report = tmp_path / "chip.npz", tmp_path / "r.json"
     code, output = _run(

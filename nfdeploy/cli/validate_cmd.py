@@ -39,7 +39,8 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
     "bers",
     type=float,
     multiple=True,
-    help="Bit error rate; repeat for a sweep. Give --ber or --voltage.",
+    help="Bit error rate; repeat for a sweep. Give --ber or --voltage (with --fault-model "
+    "chip-map, neither: the rate the map was made at).",
 )
 @click.option(
     "--voltage",

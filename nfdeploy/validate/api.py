@@ -36,8 +36,11 @@ def config_from_cli(options: dict[str, Any]) -> tuple[ValidateConfig, Outputs]:
     o = dict(options)
     outputs = Outputs(o.pop("report"), o.pop("plots"), o.pop("fail_under"))
     voltages = tuple(o.pop("voltages"))
-    bers, _ = _rates(tuple(o.pop("bers")), voltages, o["fault_model"])
     chip_map = o.pop("chip_map")
+    given = tuple(o.pop("bers"))
+    if o["fault_model"] == FaultModel.CHIP_MAP.value and not given and not voltages:
+        given = (_chip_map_rate(chip_map),)  # a chip map brings its own rate
+    bers, _ = _rates(given, voltages, o["fault_model"])
     config = ValidateConfig(
         bers=bers,
         voltages=voltages,
@@ -170,6 +173,15 @@ def _energy(
     except NfdeployError as exc:
         return {"error": str(exc), "text": f"energy: not estimated ({exc})"}
     return {**report.to_dict(), "text": report.to_text()}
+
+
+def _chip_map_rate(chip_map: str | None) -> float:
+    """The rate a chip map was made at (its file says), for the report's BER column."""
+    if chip_map is None:
+        return 0.0  # FaultSpec says that chip-map needs --chip-map
+    from nfdeploy.faults.chipmap import ChipMap
+
+    return float(ChipMap.load(chip_map).info.get("ber", 0.0))
 
 
 def _rates(
