@@ -33,6 +33,7 @@ FAULT_MODEL_HELP = (
 SEED = click.IntRange(0, MAX_SEED)
 BATCH_SIZE = click.IntRange(min=1)
 THREADS = click.IntRange(min=0)
+TRIALS = click.IntRange(1, 1_000_000)
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -57,6 +58,20 @@ def batch_size_option(default: int, help: str | None = None) -> Decorator:
     return click.option(
         "--batch-size", type=BATCH_SIZE, default=default, show_default=True, help=help
     )
+
+
+def trials_option(default: int, help: str) -> Decorator:
+    return click.option("--trials", type=TRIALS, default=default, show_default=True, help=help)
+
+
+def split_option() -> Decorator:
+    return click.option(
+        "--split", default="test", show_default=True, help="Split to use when the data has several."
+    )
+
+
+def limit_option(help: str = "Use only this many images (seeded subset).") -> Decorator:
+    return click.option("--limit", type=click.IntRange(min=1), default=None, help=help)
 
 
 def threads_option(help: str) -> Decorator:

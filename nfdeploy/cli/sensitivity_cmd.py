@@ -5,29 +5,27 @@ from __future__ import annotations
 import click
 
 from nfdeploy.cli._errors import user_errors
-from nfdeploy.cli._options import batch_size_option, fault_options, seed_option, threads_option
+from nfdeploy.cli._options import (
+    batch_size_option,
+    fault_options,
+    limit_option,
+    seed_option,
+    split_option,
+    threads_option,
+    trials_option,
+)
 
 
 @click.command("sensitivity")
 @click.option("--model", required=True, type=click.Path(dir_okay=False), help="Vendor ONNX model.")
 @click.option("--data", required=True, help="Data: a folder, CIFAR/IDX/npz path, or 'synthetic'.")
-@click.option(
-    "--split", default="test", show_default=True, help="Split to use when the data has several."
-)
-@click.option(
-    "--limit", type=click.IntRange(min=1), default=None, help="Use only this many images."
-)
+@split_option()
+@limit_option()
 @click.option(
     "--preprocess", default=None, help="e.g. 'cifar10' or 'unit'. Default: stored in the model."
 )
 @click.option("--ber", type=float, required=True, help="Bit error rate (one).")
-@click.option(
-    "--trials",
-    type=click.IntRange(1, 1_000_000),
-    default=5,
-    show_default=True,
-    help="Seeded fault patterns per group (and per k).",
-)
+@trials_option(5, "Seeded fault patterns per group (and per k).")
 @seed_option(50_000, "First trial seed (trial k uses seed+k), as in validate.")
 @fault_options()
 @click.option(

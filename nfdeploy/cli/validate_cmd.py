@@ -5,7 +5,15 @@ from __future__ import annotations
 import click
 
 from nfdeploy.cli._errors import user_errors
-from nfdeploy.cli._options import batch_size_option, fault_options, seed_option, threads_option
+from nfdeploy.cli._options import (
+    batch_size_option,
+    fault_options,
+    limit_option,
+    seed_option,
+    split_option,
+    threads_option,
+    trials_option,
+)
 
 
 @click.command("validate")
@@ -20,15 +28,8 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
     "patterns (then --report/--plots need '{generator}' in the path).",
 )
 @click.option("--data", required=True, help="Data: a folder, CIFAR/IDX/npz path, or 'synthetic'.")
-@click.option(
-    "--split", default="test", show_default=True, help="Split to use when the data has several."
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Use only this many images (seeded subset).",
-)
+@split_option()
+@limit_option()
 @click.option(
     "--preprocess",
     default=None,
@@ -51,13 +52,7 @@ from nfdeploy.cli._options import batch_size_option, fault_options, seed_option,
     "comes from the voltage -> BER curve (0.83 -> 1e-2 sourced, 0.83..0.95 ASSUMED log-linear; "
     "see docs/fault-model.md); repeat for a sweep. Needs --fault-model stuck-at or ref-tiled.",
 )
-@click.option(
-    "--trials",
-    type=click.IntRange(1, 1_000_000),
-    default=10,
-    show_default=True,
-    help="Seeded fault patterns per BER.",
-)
+@trials_option(10, "Seeded fault patterns per BER.")
 @seed_option(50_000, "First trial seed (trial k uses seed+k).")
 @fault_options()
 @click.option(
