@@ -74,6 +74,15 @@ def limit_option(help: str = "Use only this many images (seeded subset).") -> De
     return click.option("--limit", type=click.IntRange(min=1), default=None, help=help)
 
 
+def report_option() -> Decorator:
+    return click.option(
+        "--report",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Write the JSON report here.",
+    )
+
+
 def threads_option(help: str) -> Decorator:
     return click.option("--threads", type=THREADS, default=0, show_default=True, help=help)
 

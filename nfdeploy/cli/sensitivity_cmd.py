@@ -9,6 +9,7 @@ from nfdeploy.cli._options import (
     batch_size_option,
     fault_options,
     limit_option,
+    report_option,
     seed_option,
     split_option,
     threads_option,
@@ -43,9 +44,7 @@ from nfdeploy.cli._options import (
 )
 @threads_option("onnxruntime threads (0 = all cores).")
 @batch_size_option(256)
-@click.option(
-    "--report", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here."
-)
+@report_option()
 @click.option(
     "--plot",
     type=click.Path(file_okay=False),

@@ -9,6 +9,7 @@ from nfdeploy.cli._options import (
     batch_size_option,
     fault_options,
     limit_option,
+    report_option,
     seed_option,
     split_option,
     threads_option,
@@ -97,9 +98,7 @@ from nfdeploy.cli._options import (
     default=None,
     help="Ray cluster to join, e.g. ray://head:10001 (default: RAY_ADDRESS, else a local Ray).",
 )
-@click.option(
-    "--report", type=click.Path(dir_okay=False), default=None, help="Write the JSON report here."
-)
+@report_option()
 @click.option(
     "--plots",
     type=click.Path(file_okay=False),
