@@ -3,16 +3,13 @@
 Each recipe trains the same generator from the same seed through `nfdeploy train` on the
 same --images training images and the same held-out slice (--limit is the same for all), for
 as many epochs as its budget allows at its N (rounded down, so the passes actually spent are
-reported), then `nfdeploy validate` scores it on the test split (10 trials, seeds 50000..50009). Printed and written: held-out
-PA(NF) per epoch (the training-time figure, 3 seeds) against vendor passes, the test PA(NF),
-and the held-out vs test gap; `--plot` draws PA(NF) and CA(NF) against vendor passes.
+reported), then `nfdeploy validate` scores the exported (best held-out epoch) generator on
+the test split (--test-trials, seeds 50000..). Printed and written: held-out PA(NF) per epoch
+(the training-time figure, --holdout-trials patterns) against vendor passes, the test
+PA(NF), and the held-out vs test gap; `--plot` draws PA(NF) and CA(NF) against vendor passes.
 
 Default: the demo's stand-in vendor on the built-in synthetic data at 2% stuck-at (minutes).
-On CIFAR-10 (bench/cifar10/README.md builds the vendor):
-
-    python bench/recipes.py --model bench/cache/cifar10/resnet20_v6.onnx \\
-        --data ../shared/data/cifar10 --preprocess cifar10 --train-ber 0.01 \\
-        --images 20000 --budget 3000000
+On CIFAR-10 against the committed vendor: bench/cifar10/recipes.py (its defaults).
 
     python bench/recipes.py [--recipes baseline,soft-t2] [--budget 96000] [--images 2000]
                             [--out DIR] [--plot P.png]
@@ -24,6 +21,8 @@ import argparse
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,19 +31,33 @@ from precision_check import ensure_demo_vendor
 from nfdeploy.demo.pipeline import DEMO_BER
 
 ROOT = Path(__file__).resolve().parents[1]
-# name -> (N, extra `nfdeploy train` arguments); the BER multiplier is applied in main()
-RECIPES: dict[str, tuple[int, list[str]]] = {
-    "baseline": (5, []),
-    "n2": (2, []),
-    "n10": (10, []),
-    "soft-t2": (5, ["--soft-targets", "2"]),
-    "worst-k2": (5, ["--worst-k", "2"]),
-    "ber-warmup": (5, ["--ber-warmup", "0.3"]),
-    "ber-1.5x": (5, ["BER*1.5"]),
-    "augment": (5, ["--augment", "crop-flip"]),
-    "label-free": (5, ["--labels", "vendor"]),
-    "lr-2x": (5, ["--lr", "1e-2"]),
-    "ber-1.5x+soft-t2": (5, ["BER*1.5", "--soft-targets", "2"]),
+
+
+@dataclass(frozen=True)
+class Recipe:
+    n: int = 5
+    ber_scale: float = 1.0  # training BER = ber_scale x --train-ber (the target)
+    lr_scale: float = 1.0
+    args: tuple[str, ...] = ()
+
+
+RECIPES: dict[str, Recipe] = {
+    "baseline": Recipe(),
+    "n2": Recipe(n=2),
+    "n10": Recipe(n=10),
+    "soft-t2": Recipe(args=("--soft-targets", "2")),
+    "worst-k2": Recipe(args=("--worst-k", "2")),
+    "ber-warmup": Recipe(args=("--ber-warmup", "0.3")),
+    "ber-1.5x": Recipe(ber_scale=1.5),
+    "augment": Recipe(args=("--augment", "crop-flip")),
+    "label-free": Recipe(args=("--labels", "vendor")),
+    "lr-2x": Recipe(lr_scale=2.0),
+    "lambda-2": Recipe(args=("--lambda", "2")),
+    "batch-100": Recipe(lr_scale=2.0, args=("--batch-size", "100")),  # sqrt(batch) lr rule
+    "ber-1.5x+soft-t2": Recipe(ber_scale=1.5, args=("--soft-targets", "2")),
+    "ber-1.5x+soft-t2+lambda-2": Recipe(
+        ber_scale=1.5, args=("--soft-targets", "2", "--lambda", "2")
+    ),
 }
 
 
@@ -53,34 +66,34 @@ def nfdeploy(*args: str) -> None:
 
 
 def run_recipe(args: argparse.Namespace, name: str) -> dict[str, object]:
-    n, extra = RECIPES[name]
-    images = args.images
+    recipe = RECIPES[name]
+    n, images = recipe.n, args.images
     epochs = max(args.budget // (images * (n + 1)), 1)
-    ber = args.train_ber
-    if "BER*1.5" in extra:
-        extra, ber = [e for e in extra if e != "BER*1.5"], 1.5 * args.train_ber
-    if "--lr" not in extra:
-        extra = [*extra, "--lr", str(args.lr)]
+    ber, lr = recipe.ber_scale * args.train_ber, recipe.lr_scale * args.lr
     run = args.out / name
     if not (run / "generator.onnx").exists():
         nfdeploy("train", "-q", "--model", str(args.model), "--data", args.data,
                  "--out", str(run), "--force", "--generator", args.generator,
                  "--epochs", str(epochs), "--limit", str(images + args.holdout),
-                 "--holdout", str(args.holdout), "--n-perturbed", str(n),
-                 "--train-ber", f"{ber:g}", "--fault-model", "stuck-at", "--seed", str(args.seed),
+                 "--holdout", str(args.holdout), "--holdout-trials", str(args.holdout_trials),
+                 "--n-perturbed", str(n), "--train-ber", f"{ber:g}", "--lr", f"{lr:g}",
+                 "--fault-model", "stuck-at", "--seed", str(args.seed),
+                 "--threads", str(args.threads),
                  *([] if args.preprocess is None else ["--preprocess", args.preprocess]),
-                 *extra)  # fmt: skip
+                 *recipe.args)  # fmt: skip
         nfdeploy("export", "--run", str(run), "--out", str(run / "generator.onnx"))
     report = run / "validate.json"
     if not report.exists():
+        limit = [] if args.test_limit is None else ["--limit", str(args.test_limit)]
         nfdeploy("validate", "-q", "--model", str(args.model), "--generator",
                  str(run / "generator.onnx"), "--data", args.data, "--ber", f"{args.train_ber:g}",
-                 "--fault-model", "stuck-at", "--trials", "10", "--report", str(report))  # fmt: skip
+                 "--fault-model", "stuck-at", "--trials", str(args.test_trials), *limit,
+                 "--threads", str(args.threads), "--report", str(report))  # fmt: skip
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     test = json.loads(report.read_text())["results"][0]
-    last = metrics[-1]
+    best = max(metrics[1:], key=lambda m: m["pa_nf"])
     return {
-        "recipe": name, "n": n, "train_ber": ber, "args": extra,
+        "recipe": name, "n": n, "train_ber": ber, "lr": lr, "args": list(recipe.args),
         "passes_per_epoch": images * (n + 1), "epochs": epochs,
         "passes": epochs * images * (n + 1),
         "curve": [
@@ -88,7 +101,9 @@ def run_recipe(args: argparse.Namespace, name: str) -> dict[str, object]:
              "ca_nf": m.get("ca_nf", m.get("ca"))}
             for m in metrics
         ],
-        "holdout_pa_nf": last["pa_nf"], "test_ca": test["ca"], "test_pa": test["pa"]["mean"],
+        "train_seconds": sum(m.get("seconds", 0.0) for m in metrics),
+        "best_epoch": best["epoch"], "holdout_pa_nf": best["pa_nf"],
+        "holdout_ca_nf": best["ca_nf"], "test_ca": test["ca"], "test_pa": test["pa"]["mean"],
         "test_ca_nf": test["ca_nf"], "test_pa_nf": test["pa_nf"]["mean"],
         "test_pa_nf_std": test["pa_nf"]["std"],
     }  # fmt: skip
@@ -124,7 +139,7 @@ def plot(rows: list[dict], path: Path) -> None:  # type: ignore[type-arg]
     tmp.replace(path)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -138,10 +153,20 @@ def main() -> None:
     parser.add_argument("--holdout", type=int, default=500)
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--holdout-trials",
+        type=int,
+        default=3,
+        help="fault patterns per held-out PA(NF) (best-epoch selection)",
+    )
+    parser.add_argument("--test-trials", type=int, default=10)
+    parser.add_argument("--test-limit", type=int, default=None, help="test images (default: all)")
+    parser.add_argument("--threads", type=int, default=0, help="torch/onnxruntime threads per run")
+    parser.add_argument("--jobs", type=int, default=1, help="recipes trained side by side")
     parser.add_argument("--recipes", default=",".join(RECIPES))
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/tmp/recipes")
     parser.add_argument("--plot", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.model is None:
         args.model = ensure_demo_vendor(args.out / "vendor.onnx")
@@ -149,17 +174,24 @@ def main() -> None:
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         sys.exit(f"--recipes: unknown {unknown}; known: {', '.join(RECIPES)}")
-    rows = [run_recipe(args, name) for name in names]
-    (args.out / "summary.json").write_text(json.dumps(rows, indent=2))
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(lambda name: run_recipe(args, name), names))
+    tmp = args.out / "summary.json.tmp"
+    tmp.write_text(json.dumps(rows, indent=2))
+    tmp.replace(args.out / "summary.json")
+    limit = "all" if args.test_limit is None else f"{args.test_limit:,}"
     print(f"\nvendor {args.model}, data {args.data}, {args.generator}, budget {args.budget:,} "
-          f"vendor passes, {args.images} training images, seed {args.seed}; test: 10 trials at "
-          f"{args.train_ber:g} stuck-at, seeds 50000..50009")  # fmt: skip
-    print(f"{'recipe':<17} {'N':>3} {'epochs':>6} {'passes':>8} {'held-out PA(NF)':>16} "
-          f"{'test CA(NF)':>12} {'test PA(NF)':>16} {'gap':>6}")  # fmt: skip
+          f"vendor passes, {args.images:,} training images, seed {args.seed}; held-out: "
+          f"{args.holdout} images x {args.holdout_trials} patterns at the recipe's training BER "
+          f"(best epoch); test: {args.test_trials} trials x {limit} images at {args.train_ber:g} "
+          f"stuck-at, seeds 50000..{50000 + args.test_trials - 1}")  # fmt: skip
+    print(f"{'recipe':<26} {'N':>3} {'epochs':>6} {'passes':>9} {'train s':>8} {'best':>4} "
+          f"{'held-out PA(NF)':>15} {'test CA(NF)':>11} {'test PA(NF)':>16} {'gap':>6}")  # fmt: skip
     base_pa = rows[0]["test_pa"]
     for r in rows:
-        print(f"{r['recipe']:<17} {r['n']:>3} {r['epochs']:>6} {r['passes']:>8,} {100 * r['holdout_pa_nf']:16.1f} "
-              f"{100 * r['test_ca_nf']:12.1f} {100 * r['test_pa_nf']:9.1f} +- {100 * r['test_pa_nf_std']:4.1f} "
+        print(f"{r['recipe']:<26} {r['n']:>3} {r['epochs']:>6} {r['passes']:>9,} "
+              f"{r['train_seconds']:>8.0f} {r['best_epoch']:>4} {100 * r['holdout_pa_nf']:15.1f} "
+              f"{100 * r['test_ca_nf']:11.1f} {100 * r['test_pa_nf']:9.1f} +- {100 * r['test_pa_nf_std']:4.1f} "
               f"{100 * (r['holdout_pa_nf'] - r['test_pa_nf']):+6.1f}")  # fmt: skip
     print(
         f"(vendor alone on the test split: CA {100 * rows[0]['test_ca']:.1f}, PA {100 * base_pa:.1f})"

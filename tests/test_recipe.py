@@ -188,3 +188,18 @@ def test_label_free_accepts_data_whose_labels_do_not_fit(
     bad = CliRunner().invoke(main, [*_train_args(vendor_path, odd, run), "--epochs", "1"])
     assert bad.exit_code != 0 and "label 7" in bad.output and not run.exists()
     _train(vendor_path, odd, run, "--labels", "vendor")
+
+
+def test_holdout_trials_sets_the_patterns_of_the_held_out_figure(
+    vendor_path: Path,  # noqa: F811
+    data_path: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    epoch0 = {}
+    for trials in (1, 6):
+        run = tmp_path / f"run{trials}"
+        _train(vendor_path, data_path, run, "--holdout-trials", str(trials))
+        assert json.loads((run / "config.json").read_text())["config"]["holdout_trials"] == trials
+        epoch0[trials] = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert epoch0[1]["ca"] == epoch0[6]["ca"]  # the clean figure does not depend on patterns
+    assert epoch0[1]["pa"] != epoch0[6]["pa"]

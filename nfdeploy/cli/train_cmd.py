@@ -86,6 +86,13 @@ from nfdeploy.train.precision import PRECISION_CHOICES
     help="Training images held out for per-epoch CA(NF)/PA(NF).",
 )
 @click.option(
+    "--holdout-trials",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Fault patterns (fixed seeds) per held-out PA(NF); the best epoch is picked on it.",
+)
+@click.option(
     "--limit",
     type=click.IntRange(min=1),
     default=None,
