@@ -24,6 +24,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from precision_check import ensure_demo_vendor
@@ -115,28 +116,43 @@ def plot(rows: list[dict], path: Path) -> None:  # type: ignore[type-arg]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), gridspec_kw={"width_ratios": [3, 3, 2]})
     colours = plt.get_cmap("tab20").colors
+    colour = [colours[(2 * n) % 20 + (2 * n) // 20] for n in range(len(rows))]
     for n, row in enumerate(rows):
         xs = [p["passes"] for p in row["curve"]]
-        style = {
-            "marker": "o",
-            "color": colours[(2 * n) % 20 + (2 * n) // 20],
-            "label": row["recipe"],
-        }
+        style = {"marker": "o", "color": colour[n], "label": row["recipe"]}
         axes[0].plot(xs, [100 * p["pa_nf"] for p in row["curve"]], **style)
         axes[1].plot(xs, [100 * p["ca_nf"] for p in row["curve"]], **style)
     titles = ("held-out PA(NF), at each recipe's training BER", "held-out CA(NF)")
-    for ax, title in zip(axes, titles, strict=True):
+    for ax, title in zip(axes[:2], titles, strict=True):
         ax.set_xlabel("vendor passes (images x (N + 1))")
         ax.set_ylabel("%")
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    _test_panel(axes[2], rows, colour)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
     tmp.replace(path)
+
+
+def _test_panel(ax: Any, rows: list[dict], colour: list[Any]) -> None:  # type: ignore[type-arg]
+    """Test PA(NF) (bar, +- std over trials) and CA(NF) (tick) per recipe, at the target BER."""
+    ys = range(len(rows))
+    pa = [100 * r["test_pa_nf"] for r in rows]
+    ax.barh(ys, pa, xerr=[100 * r["test_pa_nf_std"] for r in rows], color=colour, alpha=0.8)
+    ax.plot([100 * r["test_ca_nf"] for r in rows], ys, "k|", markersize=12, label="CA(NF)")
+    ax.axvline(100 * rows[0]["test_pa"], color="grey", ls="--", label="PA, vendor alone")
+    ax.axvline(100 * rows[0]["test_ca"], color="black", ls=":", label="CA, vendor alone")
+    ax.set_xlim(max(0.0, min([*pa, 100 * rows[0]["test_pa"]]) - 15), 100)
+    ax.set_yticks(list(ys), [r["recipe"] for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("%")
+    ax.set_title("test split, target BER: PA(NF) bars, CA(NF) ticks")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
 
 
 def main(argv: list[str] | None = None) -> None:
