@@ -107,7 +107,16 @@ def run_recipe(args: argparse.Namespace, name: str) -> dict[str, object]:
         "holdout_ca_nf": best["ca_nf"], "test_ca": test["ca"], "test_pa": test["pa"]["mean"],
         "test_ca_nf": test["ca_nf"], "test_pa_nf": test["pa_nf"]["mean"],
         "test_pa_nf_std": test["pa_nf"]["std"],
+        "test_trials": [t["pa_nf"] for t in test["trials"]],
     }  # fmt: skip
+
+
+def paired(row: dict, base: dict) -> tuple[float, float, int]:  # type: ignore[type-arg]
+    """Mean and standard error of the per-trial PA(NF) difference (same seeds), and wins."""
+    diffs = [a - b for a, b in zip(row["test_trials"], base["test_trials"], strict=True)]
+    mean = sum(diffs) / len(diffs)
+    var = sum((d - mean) ** 2 for d in diffs) / max(len(diffs) - 1, 1)
+    return mean, (var / len(diffs)) ** 0.5, sum(d > 0 for d in diffs)
 
 
 def plot(rows: list[dict], path: Path) -> None:  # type: ignore[type-arg]
@@ -202,13 +211,16 @@ def main(argv: list[str] | None = None) -> None:
           f"(best epoch); test: {args.test_trials} trials x {limit} images at {args.train_ber:g} "
           f"stuck-at, seeds 50000..{50000 + args.test_trials - 1}")  # fmt: skip
     print(f"{'recipe':<26} {'N':>3} {'epochs':>6} {'passes':>9} {'train s':>8} {'best':>4} "
-          f"{'held-out PA(NF)':>15} {'test CA(NF)':>11} {'test PA(NF)':>16} {'gap':>6}")  # fmt: skip
+          f"{'held-out PA(NF)':>15} {'test CA(NF)':>11} {'test PA(NF)':>16} {'gap':>6} "
+          f"{'vs ' + names[0] + ' (paired)':>24}")  # fmt: skip
     base_pa = rows[0]["test_pa"]
     for r in rows:
+        diff, se, wins = paired(r, rows[0])
         print(f"{r['recipe']:<26} {r['n']:>3} {r['epochs']:>6} {r['passes']:>9,} "
               f"{r['train_seconds']:>8.0f} {r['best_epoch']:>4} {100 * r['holdout_pa_nf']:15.1f} "
               f"{100 * r['test_ca_nf']:11.1f} {100 * r['test_pa_nf']:9.1f} +- {100 * r['test_pa_nf_std']:4.1f} "
-              f"{100 * (r['holdout_pa_nf'] - r['test_pa_nf']):+6.1f}")  # fmt: skip
+              f"{100 * (r['holdout_pa_nf'] - r['test_pa_nf']):+6.1f} "
+              f"{100 * diff:+9.1f} +- {100 * se:3.1f} ({wins}/{len(r['test_trials'])})")  # fmt: skip
     print(
         f"(vendor alone on the test split: CA {100 * rows[0]['test_ca']:.1f}, PA {100 * base_pa:.1f})"
     )
