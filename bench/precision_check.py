@@ -1,7 +1,9 @@
 """bf16 vs fp32 training fidelity: the same short run twice, PA(NF) compared (target: within 1 point).
 
-The demo's setting: its stand-in vendor CNN on the built-in synthetic data, a UNetS trained
-for 3 epochs on 4,000 images, N = 5, 2% stuck-at, seed 0. Each run goes through the real
+The demo's vendor CNN (demo_cnn, rebuilt unless --out already holds one) on the built-in
+synthetic data, a UNetS trained for 3 epochs on 4,000 images, N = 5, stuck-at at the demo's
+BER (DEMO_BER; 2% when docs/training.md's figures were taken, with the old 0.16M-weight
+vendor kept in bench/results/demo-setting/vendor.onnx), seed 0. Each run goes through the real
 CLI (`nfdeploy train --precision ...`, `export`, `validate`). Reported: held-out PA(NF) of
 the last epoch (500 images x 3 seeds, from metrics.jsonl), and test PA(NF) from `validate`
 (2,000 images x 10 trials, seeds 50000..50009).
