@@ -1,4 +1,4 @@
-"""A small CNN that stands in for the vendor's file in the demo, trained on built-in data."""
+"""A VGG-style CNN that stands in for the vendor's file in the demo, trained on built-in data."""
 
 from __future__ import annotations
 
@@ -31,13 +31,19 @@ def _block(cin: int, cout: int) -> list[nn.Module]:
 
 
 def demo_cnn(channels: int = 3, classes: int = 10) -> nn.Sequential:
-    """~0.1M parameters: three conv stages with max-pooling, global pooling, linear head."""
+    """~1.5M weights, VGG-style: four conv stages (32/64/96/128, max-pooling down to 4x4) and a
+    two-layer classifier head (2048 -> 640 -> classes) that holds 87% of the weights.
+
+    Sized so that its weight reads dwarf UNetS's (TWMA about 4.9x) at a compute cost (12M
+    MACs) close to the generator's: most weights sit where the feature map is small (4x4 and
+    the head), as in real classifiers (VGG's head, ResNet18's last stage).
+    """
     return nn.Sequential(
         *_block(channels, 32), nn.MaxPool2d(2),
         *_block(32, 64), nn.MaxPool2d(2),
         *_block(64, 96), nn.MaxPool2d(2),
-        *_block(96, 96),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(96, classes),
+        *_block(96, 128),
+        nn.Flatten(), nn.Linear(128 * 4 * 4, 640), nn.ReLU(inplace=True), nn.Linear(640, classes),
     )  # fmt: skip
 
 
@@ -49,8 +55,13 @@ def train_vendor(
     seed: int,
     batch: int = 128,
     quiet: bool = False,
+    bf16: bool = False,
 ) -> tuple[nn.Module, float]:
-    """Plain supervised training (AdamW + one-cycle); returns the model and seconds spent."""
+    """Plain supervised training (AdamW + one-cycle); returns the model and seconds spent.
+
+    ``bf16``: forward passes under bf16 autocast (weights and optimizer stay fp32), as
+    `nfdeploy train` does by default on CPUs with native bf16; about 1.5x faster there.
+    """
     torch.manual_seed(seed)
     model = demo_cnn(pre.channels, len(train.class_names))
     steps = epochs * (len(train) // batch)
@@ -64,7 +75,11 @@ def train_vendor(
         for i in range(len(train) // batch):
             index = order[i * batch : (i + 1) * batch]
             x = torch.from_numpy(pre.apply(train.images[index]))
-            loss = nn.functional.cross_entropy(model(x), torch.from_numpy(train.labels[index]))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x)
+            loss = nn.functional.cross_entropy(
+                logits.float(), torch.from_numpy(train.labels[index])
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
