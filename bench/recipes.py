@@ -56,6 +56,7 @@ RECIPES: dict[str, Recipe] = {
     "lambda-2": Recipe(args=("--lambda", "2")),
     "batch-100": Recipe(lr_scale=2.0, args=("--batch-size", "100")),  # sqrt(batch) lr rule
     "ber-1.5x+soft-t2": Recipe(ber_scale=1.5, args=("--soft-targets", "2")),
+    "soft-t2+n2": Recipe(n=2, args=("--soft-targets", "2")),
     "ber-1.5x+soft-t2+lambda-2": Recipe(
         ber_scale=1.5, args=("--soft-targets", "2", "--lambda", "2")
     ),
@@ -80,6 +81,7 @@ def run_recipe(args: argparse.Namespace, name: str) -> dict[str, object]:
                  "--n-perturbed", str(n), "--train-ber", f"{ber:g}", "--lr", f"{lr:g}",
                  "--fault-model", "stuck-at", "--seed", str(args.seed),
                  "--threads", str(args.threads),
+                 *([] if "--soft-targets" in recipe.args else ["--soft-targets", "0"]),
                  *([] if args.preprocess is None else ["--preprocess", args.preprocess]),
                  *recipe.args)  # fmt: skip
         nfdeploy("export", "--run", str(run), "--out", str(run / "generator.onnx"))

@@ -203,3 +203,22 @@ def test_holdout_trials_sets_the_patterns_of_the_held_out_figure(
         epoch0[trials] = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
     assert epoch0[1]["ca"] == epoch0[6]["ca"]  # the clean figure does not depend on patterns
     assert epoch0[1]["pa"] != epoch0[6]["pa"]
+
+
+def test_defaults_are_the_recipe_study_winners(
+    vendor_path: Path,  # noqa: F811
+    data_path: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    args = [a for a in _train_args(vendor_path, data_path, run) if a not in ("--n-perturbed", "2")]
+    result = CliRunner().invoke(main, [*args, "--epochs", "1", "--limit", "60"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert (config["soft_targets"], config["n_perturbed"]) == (2.0, 5)
+
+
+def test_run_folders_from_before_soft_targets_keep_hard_labels() -> None:
+    stored = {"vendor": "v.onnx", "data": "d", "n_perturbed": 10}
+    assert TrainConfig.from_dict(stored).soft_targets == 0.0
+    assert TrainConfig.from_dict({**stored, "soft_targets": 2.0}).soft_targets == 2.0

@@ -33,7 +33,7 @@ DEFAULTS = [
     "--recipes", ",".join(
         ["baseline", "ber-1.5x", "soft-t2", "ber-1.5x+soft-t2", "lambda-2", "n2", "n10",
          "ber-warmup", "augment", "worst-k2", "lr-2x", "batch-100",
-         "ber-1.5x+soft-t2+lambda-2"]
+         "soft-t2+n2"]
     ),
 ]  # fmt: skip
 

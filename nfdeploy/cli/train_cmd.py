@@ -12,6 +12,7 @@ from nfdeploy.cli._options import (
     seed_option,
     threads_option,
 )
+from nfdeploy.runs.config import TrainConfig
 from nfdeploy.train.precision import PRECISION_CHOICES
 
 
@@ -65,7 +66,11 @@ from nfdeploy.train.precision import PRECISION_CHOICES
     help="Adam lr; cosine decay to 5% of it over the run [default: 1e-3 x sqrt(batch / 25)].",
 )
 @click.option(
-    "--n-perturbed", type=int, default=10, show_default=True, help="N perturbed models per step."
+    "--n-perturbed",
+    type=int,
+    default=TrainConfig.n_perturbed,
+    show_default=True,
+    help="N perturbed models per step.",
 )
 @click.option(
     "--lambda",
@@ -131,9 +136,9 @@ from nfdeploy.train.precision import PRECISION_CHOICES
 @click.option(
     "--soft-targets",
     type=click.FloatRange(min=0),
-    default=0.0,
+    default=TrainConfig.soft_targets,
     show_default=True,
-    help="T > 0: aim at the clean vendor's softmax at temperature T (KL) instead of labels.",
+    help="T > 0: aim at the clean vendor's softmax at temperature T (KL); 0: at the labels.",
 )
 @click.option(
     "--worst-k",
