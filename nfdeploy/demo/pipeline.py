@@ -21,7 +21,7 @@ from nfdeploy.train.precision import Precision, resolve_precision
 DATA = "synthetic"
 # The demo vendor shrugs off 1-2% stuck-at (its 1.3M-weight head barely notices; PA ~0.9 x CA);
 # at 4% its conv layers break (PA ~0.7 x CA, see README). G trains at 1.5x the target BER,
-# which gave the best PA(NF) at the target in the CIFAR-10 study (docs/benchmarks.md).
+# the best recipe of the demo setting's study (on CIFAR-10 it gained little; docs/training.md).
 DEMO_BER = 0.04
 TRAIN_BER_FACTOR = 1.5
 SWEEP = ("0.01", "0.02", "0.04", "0.06")
