@@ -161,6 +161,7 @@ def test_recipe_options_run_and_are_recorded(
         (["--ber-warmup", "1.5"], "--ber-warmup"),
         (["--augment", "rotate"], "--augment"),
         (["--labels", "none"], "--labels"),
+        (["--holdout-trials", "0"], "--holdout-trials"),
     ],
 )
 def test_bad_recipe_options_are_one_line(
