@@ -47,6 +47,13 @@ from nfdeploy.train.precision import PRECISION_CHOICES
     help="Restricted access: take gradients from this ONNX model instead.",
 )
 @click.option(
+    "--init-from",
+    type=click.Path(exists=True),
+    default=None,
+    help="Warm start: begin with the generator weights of this run folder (its best.pt) or "
+    ".pt file; the optimizer and lr schedule start fresh.",
+)
+@click.option(
     "--generator",
     default="UNetS",
     show_default=True,

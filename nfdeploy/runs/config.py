@@ -27,6 +27,7 @@ class TrainConfig:
     vendor: str  # the vendor ONNX (never written; sha256 recorded)
     data: str
     surrogate: str | None = None  # restricted access: gradients come from this model instead
+    init_from: str | None = None  # warm start: G's weights from this run's best.pt
     generator: str = "UNetS"
     preprocess: str | None = None  # text form; None = stored with the vendor, else 'unit'
     epochs: int = 10

@@ -81,3 +81,25 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise NfdeployError(
             f"{path}: not a readable nfdeploy checkpoint ({type(exc).__name__})."
         ) from None
+
+
+def warm_start_weights(source: str | Path, *, generator: str) -> dict[str, Any]:
+    """The generator weights of another run (its best.pt; or a checkpoint file) for --init-from.
+
+    Refuses a run trained with another generator architecture."""
+    path = Path(source)
+    run = path if path.is_dir() else path.parent
+    checkpoint = path / BEST if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise NfdeployError(
+            f"--init-from {source}: no {BEST} there; give a run folder of `nfdeploy train` "
+            "that finished at least one epoch, or its .pt file."
+        )
+    stored = RunDir(run).read_config().get("config", {}) if (run / CONFIG).is_file() else {}
+    trained = stored.get("generator")
+    if trained and trained != generator:
+        raise NfdeployError(
+            f"--init-from {source}: that run trained a {trained}, this one a {generator}; "
+            f"pass --generator {trained}, or start from a run of the same generator."
+        )
+    return dict(load_checkpoint(checkpoint)["generator"])

@@ -125,8 +125,9 @@ def train_from_options(
         )
     options["vendor"] = absolute_model_path(options["vendor"])
     options["data"] = absolute_data_spec(options["data"])
-    if options.get("surrogate"):
-        options["surrogate"] = absolute_model_path(options["surrogate"])
+    for key in ("surrogate", "init_from"):
+        if options.get(key):
+            options[key] = absolute_model_path(options[key])
     if options.get("lr") is None:
         options["lr"] = default_lr(int(options.get("batch_size") or DEFAULT_BATCH))
     options["from_run"] = paths_from_run(options, Path(out))

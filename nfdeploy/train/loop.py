@@ -17,7 +17,7 @@ from nfdeploy import __version__
 from nfdeploy.data import Dataset
 from nfdeploy.errors import NfdeployError
 from nfdeploy.runs.config import TrainConfig
-from nfdeploy.runs.run_dir import LAST, RunDir, load_checkpoint
+from nfdeploy.runs.run_dir import LAST, RunDir, load_checkpoint, warm_start_weights
 from nfdeploy.train import recipe
 from nfdeploy.train.distributed import DistContext, check_resume_world
 from nfdeploy.train.eopm import eopm_step
@@ -96,6 +96,19 @@ def _state(
     }
 
 
+def _warm_start(setup: TrainSetup, source: str) -> None:
+    generator = setup.config.generator
+    weights = warm_start_weights(source, generator=generator)
+    try:
+        setup.fused_input.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise NfdeployError(
+            f"--init-from {source}: its weights do not fit this {generator} "
+            f"({first}); start from a run with the same generator and input shape."
+        ) from None
+
+
 def train(
     *,
     config: TrainConfig,
@@ -130,6 +143,8 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best = int(state["epoch"]) + 1, float(state["best_pa_nf"])
+    elif config.init_from:
+        _warm_start(setup, config.init_from)
     if dist.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(
