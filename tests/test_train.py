@@ -279,3 +279,22 @@ def test_surrogate_gives_the_gradients(vendor_path: Path, data_path: Path, tmp_p
     assert config["gradient_model"] == "surrogate.onnx"
     assert config["gradient_model_sha256"] == file_sha256(surrogate)
     assert config["vendor_sha256"] == file_sha256(vendor_path)
+
+
+def test_resume_before_the_first_checkpoint_starts_over(
+    vendor_path: Path, data_path: Path, tmp_path: Path
+) -> None:
+    """A run killed during epoch 1 has config.json but no last.pt: --resume runs it from scratch."""
+    run, reference = tmp_path / "early", tmp_path / "reference"
+    runner = CliRunner()
+    for folder in (run, reference):
+        args = [*_train_args(vendor_path, data_path, folder), "--epochs", "1"]
+        assert runner.invoke(main, args).exit_code == 0
+    for name in ("last.pt", "best.pt", "metrics.jsonl"):
+        (run / name).unlink()
+    result = runner.invoke(main, ["train", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "starting it again from epoch 1" in result.output
+    for key, value in _generator_state(reference).items():
+        torch.testing.assert_close(_generator_state(run)[key], value, rtol=0, atol=0)
+    assert (run / "metrics.jsonl").read_text().count("\n") == 2  # epoch 0 and epoch 1

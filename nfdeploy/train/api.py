@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +110,14 @@ def train_from_options(
             stored["compile"] = compile_passes
         config = TrainConfig.from_dict(stored)
         preflight(config)
+        started = (Path(resume) / LAST).is_file()
+        if not started and not quiet and _is_main_rank():
+            print(f"{resume}: stopped before its first checkpoint; starting it again from epoch 1.",
+                  file=sys.stderr)  # fmt: skip
         return train(
             config=config,
             out=resume,
-            resume=True,
+            resume=started,
             quiet=quiet,
             stop_after=stop_after,
         )
