@@ -38,13 +38,18 @@ from nfdeploy.train.precision import PRECISION_CHOICES
     "--force",
     is_flag=True,
     help="With --out: start over in an existing run folder (deletes its metrics, checkpoints "
-    "and generator.onnx). With --resume: continue although the vendor file changed.",
+    "and generator.onnx). With --resume: continue although the vendor or a surrogate file "
+    "changed.",
 )
 @click.option(
     "--surrogate",
+    "surrogates",
     type=click.Path(dir_okay=False),
-    default=None,
-    help="Restricted access: take gradients from this ONNX model instead.",
+    multiple=True,
+    help="Restricted access: take gradients from this ONNX model instead of the vendor's. "
+    "Repeat for an ensemble of M: step k of the run uses surrogate k mod M (in the order "
+    "given), and the held-out CA(NF)/PA(NF) is their mean. With --resume: where moved "
+    "surrogates are now, each one, in the run's order.",
 )
 @click.option(
     "--init-from",

@@ -117,7 +117,7 @@ def provenance_props(loaded: LoadedGenerator) -> dict[str, str]:
     return {
         keys.VERSION: __version__,
         keys.VENDOR_SHA256: str(prov["vendor_sha256"]),
-        keys.GRADIENT_MODEL_SHA256: str(prov["gradient_model_sha256"]),
+        keys.GRADIENT_MODEL_SHA256: _joined(prov["gradient_model_sha256"]),
         keys.GENERATOR_ARCH: config.generator,
         keys.TRAIN_BER: str(config.train_ber),
         keys.FAULT_MODEL: config.fault_model,
@@ -126,6 +126,11 @@ def provenance_props(loaded: LoadedGenerator) -> dict[str, str]:
         keys.SEED: str(config.seed),
         keys.EPOCH: str(loaded.epoch),
     }
+
+
+def _joined(value: object) -> str:
+    """A provenance entry as text: an ensemble's list of surrogates comma-separated."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def build_generator_onnx(

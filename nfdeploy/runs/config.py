@@ -26,7 +26,10 @@ AUGMENTATIONS = ("none", "crop-flip")
 class TrainConfig:
     vendor: str  # the vendor ONNX (never written; sha256 recorded)
     data: str
-    surrogate: str | None = None  # restricted access: gradients come from this model instead
+    # restricted access: gradients come from these models instead of the vendor, global step
+    # k from surrogates[k % len(surrogates)]; () = from the vendor. Absolute paths. Run
+    # folders from before the ensemble stored one path or null as "surrogate" (see upgraded).
+    surrogates: tuple[str, ...] = ()
     init_from: str | None = None  # warm start: G's weights from this run's best.pt
     generator: str = "UNetS"
     preprocess: str | None = None  # text form; None = stored with the vendor, else 'unit'
@@ -58,9 +61,10 @@ class TrainConfig:
     channels_last: bool = True
     threads: int = 0
     device: str = "cpu"  # torch device for G and the vendor's gradients, e.g. "cuda"
-    # vendor/surrogate/data relative to the run folder (the fields above are absolute), so
-    # that --resume finds them after the whole tree moved; see nfdeploy.train.api
-    from_run: dict[str, str] | None = dataclasses.field(default=None, compare=False)
+    # vendor, data (a path each) and surrogates (a list, in order) relative to the run folder
+    # (the fields above are absolute), so that --resume finds them after the whole tree
+    # moved; see nfdeploy.train.api
+    from_run: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         checks = [
@@ -110,8 +114,21 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
-        if "amp" in data and "precision" not in data:  # run folders from before --precision
-            data = {**data, "precision": "bf16" if data["amp"] else "fp32"}
-        if "soft_targets" not in data:  # run folders from before --soft-targets: hard labels
-            data = {**data, "soft_targets": 0.0}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in upgraded(data).items() if k in names})
+
+
+def upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored config (config.json's "config", or a checkpoint's) in today's fields."""
+    data = dict(data)
+    if "amp" in data and "precision" not in data:  # run folders from before --precision
+        data["precision"] = "bf16" if data["amp"] else "fp32"
+    if "soft_targets" not in data:  # run folders from before --soft-targets: hard labels
+        data["soft_targets"] = 0.0
+    if "surrogates" not in data:  # before the ensemble: "surrogate", one path or null
+        data["surrogates"] = [data["surrogate"]] if data.get("surrogate") else []
+        from_run = data.get("from_run")
+        if isinstance(from_run, dict) and "surrogate" in from_run:
+            from_run = {**from_run, "surrogates": [from_run["surrogate"]]}
+            data["from_run"] = {k: v for k, v in from_run.items() if k != "surrogate"}
+    data["surrogates"] = tuple(data["surrogates"] or ())
+    return data

@@ -6,11 +6,12 @@ import math
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.runs.config import TrainConfig
+from nfdeploy.runs.config import TrainConfig, upgraded
 from nfdeploy.runs.run_dir import BEST, CONFIG, LAST, METRICS, RunDir
 from nfdeploy.train.loop import train
 
@@ -23,7 +24,7 @@ DATA_PREFIXES = ("imagefolder", "cifar", "idx", "npz")
 #: Options that --resume takes; the CLI refuses any other one given with it.
 RESUME_MAY_CHANGE = frozenset(
     {"resume", "epochs", "device", "precision", "amp", "compile_passes", "stop_after", "force",
-     "quiet", "vendor", "data", "surrogate"}
+     "quiet", "vendor", "data", "surrogates"}
 )  # fmt: skip
 
 
@@ -60,18 +61,21 @@ def absolute_data_spec(spec: str) -> str:
     return prefix + absolute_model_path(path)
 
 
-def paths_from_run(config: dict[str, Any], run: Path) -> dict[str, str]:
+def paths_from_run(config: dict[str, Any], run: Path) -> dict[str, Any]:
     """The model and data paths relative to the run folder, stored beside the absolute ones,
     so that a tree moved as a whole (another machine, another checkout) still resolves."""
-    paths = {key: config[key] for key in ("vendor", "surrogate") if config.get(key)}
+    base = run.absolute()
+    paths = {"vendor": config["vendor"]} if config.get("vendor") else {}
     _, data = split_data_spec(str(config.get("data", "")))
     if data:
         paths["data"] = data
-    return {
-        key: os.path.relpath(path, run.absolute())
-        for key, path in paths.items()
-        if Path(path).is_absolute()
+    relative: dict[str, Any] = {
+        key: os.path.relpath(path, base) for key, path in paths.items() if Path(path).is_absolute()
     }
+    surrogates = [str(p) for p in config.get("surrogates") or ()]
+    if surrogates and all(Path(p).is_absolute() for p in surrogates):
+        relative["surrogates"] = [os.path.relpath(p, base) for p in surrogates]
+    return relative
 
 
 def _stored_path(text: str, relative: str | None, run: Path) -> Path | None:
@@ -130,9 +134,9 @@ def train_from_options(
         )
     options["vendor"] = absolute_model_path(options["vendor"])
     options["data"] = absolute_data_spec(options["data"])
-    for key in ("surrogate", "init_from"):
-        if options.get(key):
-            options[key] = absolute_model_path(options[key])
+    options["surrogates"] = tuple(absolute_model_path(p) for p in options.get("surrogates") or ())
+    if options.get("init_from"):
+        options["init_from"] = absolute_model_path(options["init_from"])
     if options.get("lr") is None:
         options["lr"] = default_lr(int(options.get("batch_size") or DEFAULT_BATCH))
     options["from_run"] = paths_from_run(options, Path(out))
@@ -194,77 +198,179 @@ def _remove_unfinished(run: Path) -> None:
         shutil.rmtree(run, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class _ModelFacts:
+    """What preflight compares between the vendor and each surrogate."""
+
+    classes: int | None  # None: neither the file nor a probe run tells
+    image: list[int | None]  # input dims after the batch (None: open)
+    sha256: str
+
+
+def _model_facts(path: str) -> _ModelFacts:
+    from nfdeploy.onnx.load import open_model
+    from nfdeploy.runtime.batching import input_dims
+    from nfdeploy.runtime.fit import classifier_classes
+
+    opened = open_model(path)
+    classes = classifier_classes(opened.proto, path)
+    return _ModelFacts(classes, input_dims(opened.proto)[1:], opened.sha256)
+
+
 def preflight(config: TrainConfig) -> None:
-    """What can be checked before training: the models are classifiers of the same classes.
+    """What can be checked before training: the models are classifiers of the same classes,
+    the surrogates take the vendor's input shape, and no surrogate is given twice.
 
     Runs before the run folder is created, so a mismatch leaves nothing behind (the labels
     are checked against the classes in ``build_setup``, also before the folder exists).
     """
-    from nfdeploy.onnx.load import load_model_checked
-    from nfdeploy.runtime.fit import classifier_classes
+    vendor = _model_facts(config.vendor)
+    seen: dict[str, str] = {}  # sha256 -> the path first given with it
+    for path in config.surrogates:
+        facts = _model_facts(path)
+        if facts.sha256 in seen:
+            raise NfdeployError(
+                f"--surrogate {path}: the same model as --surrogate {seen[facts.sha256]} "
+                "(same sha256); give each surrogate once."
+            )
+        seen[facts.sha256] = path
+        _check_surrogate_fits(path, facts, vendor)
 
-    classes: dict[str, int | None] = {}
-    for path in filter(None, (config.vendor, config.surrogate)):
-        classes[path] = classifier_classes(load_model_checked(path), path)
-    if (
-        config.surrogate
-        and None not in (classes[config.surrogate], classes[config.vendor])
-        and (classes[config.surrogate] != classes[config.vendor])
-    ):
+
+def _check_surrogate_fits(path: str, facts: _ModelFacts, vendor: _ModelFacts) -> None:
+    if None not in (facts.classes, vendor.classes) and facts.classes != vendor.classes:
         raise NfdeployError(
-            f"--surrogate {config.surrogate}: {classes[config.surrogate]} classes, but the "
-            f"vendor model has {classes[config.vendor]}; the surrogate must predict the same classes."
+            f"--surrogate {path}: {facts.classes} classes, but the vendor model has "
+            f"{vendor.classes}; the surrogate must predict the same classes."
+        )
+    if not (facts.image and vendor.image):  # a rank left open: the data decides
+        return
+    known = [(a, b) for a, b in zip(facts.image, vendor.image, strict=False) if a and b]
+    if len(facts.image) != len(vendor.image) or any(a != b for a, b in known):
+        raise NfdeployError(
+            f"--surrogate {path}: takes {_dims_text(facts.image)} inputs, but the vendor model "
+            f"takes {_dims_text(vendor.image)}; a surrogate must take the vendor's input shape."
         )
 
 
-def _resume_config(run: Path, options: dict[str, Any], *, force: bool) -> dict[str, Any]:
-    """The stored config with moved files resolved; refuses a changed vendor file unless --force."""
-    from nfdeploy.onnx.load import file_sha256
+def _dims_text(dims: list[int | None]) -> str:
+    return "[N, " + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
+
+def _resume_config(run: Path, options: dict[str, Any], *, force: bool) -> dict[str, Any]:
+    """The stored config with moved files resolved; refuses a changed vendor or surrogate
+    file unless --force."""
     full = RunDir(run).read_config()
     stored = full.get("config")
     if not isinstance(stored, dict):
         raise NfdeployError(f"{run / CONFIG}: has no 'config' section; the run folder is damaged.")
-    stored = dict(stored)
+    stored = upgraded(stored)
     from_run = dict(stored.get("from_run") or {})
-    for key, flag, sha_key in (
-        ("vendor", "--model", "vendor_sha256"),
-        ("surrogate", "--surrogate", "gradient_model_sha256"),
-    ):
-        given = options.get(key)
-        if not given and not stored.get(key):
-            continue
-        found = Path(given) if given else _stored_path(str(stored[key]), from_run.get(key), run)
-        if given and not Path(given).is_file():
-            raise NfdeployError(f"{flag} {given}: no such file.")
-        if found is None:
-            raise NfdeployError(
-                f"{run / CONFIG}: the {key} model {stored[key]} is not there any more; "
-                f"pass {flag} PATH to say where it is now."
-            )
-        path = found
-        stored[key] = absolute_model_path(str(path))
-        recorded = full.get(sha_key)
-        if key == "vendor" or stored.get("surrogate"):
-            current = file_sha256(path)
-            if recorded and current != recorded and not force:
-                raise NfdeployError(
-                    f"{path}: changed since this run started (sha256 {recorded} recorded in "
-                    f"{run / CONFIG}, {current} now); resume with the original file, or pass "
-                    "--force to continue against this one."
-                )
-    if options.get("data"):
-        stored["data"] = absolute_data_spec(str(options["data"]))
-    else:
-        spec = str(stored.get("data", ""))
-        prefix, text = split_data_spec(spec)
-        if text:
-            found = _stored_path(text, from_run.get("data"), run)
-            if found is None:
-                raise NfdeployError(
-                    f"{run / CONFIG}: the training data {spec} is not there any more; pass "
-                    "--data PATH to say where it is now."
-                )
-            stored["data"] = prefix + absolute_model_path(str(found))
+    if options.get("vendor") or stored.get("vendor"):
+        recorded = _Stored(stored.get("vendor"), from_run.get("vendor"), full.get("vendor_sha256"))
+        stored["vendor"] = _resolved_model(
+            run, recorded, options.get("vendor"), flag="--model", what="vendor", force=force
+        )
+    stored["surrogates"] = _resolved_surrogates(
+        run, stored, full, tuple(options.get("surrogates") or ()), force=force
+    )
+    stored["data"] = _resolved_data(run, stored, from_run, options.get("data"))
     stored["from_run"] = paths_from_run(stored, run)
     return stored
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A model as config.json records it: absolute path, path from the run folder, sha256."""
+
+    path: str | None
+    relative: str | None
+    sha256: str | None
+
+
+def _resolved_model(
+    run: Path,
+    stored: _Stored,
+    given: str | None,
+    *,
+    flag: str,
+    what: str,
+    force: bool,
+    how: str = "",
+) -> str:
+    """Where the model is now (given, else as stored), checked unchanged unless --force."""
+    from nfdeploy.onnx.load import file_sha256
+
+    if given and not Path(given).is_file():
+        raise NfdeployError(f"{flag} {given}: no such file.")
+    found = Path(given) if given else _stored_path(str(stored.path), stored.relative, run)
+    if found is None:
+        raise NfdeployError(
+            f"{run / CONFIG}: the {what} model {stored.path} is not there any more; "
+            f"pass {flag} PATH{how} to say where it is now."
+        )
+    current = file_sha256(found)
+    if stored.sha256 and current != stored.sha256 and not force:
+        raise NfdeployError(
+            f"{found}: changed since this run started (sha256 {stored.sha256} recorded in "
+            f"{run / CONFIG}, {current} now); resume with the original file, or pass "
+            "--force to continue against this one."
+        )
+    return absolute_model_path(str(found))
+
+
+def _resolved_surrogates(
+    run: Path, stored: dict[str, Any], full: dict[str, Any], given: tuple[str, ...], *, force: bool
+) -> tuple[str, ...]:
+    """The run's surrogates where they are now; ``given`` (repeated --surrogate) replaces
+    them one for one, in the run's order."""
+    paths = [str(p) for p in stored.get("surrogates") or ()]
+    if given and not paths:
+        raise NfdeployError(
+            f"--surrogate: {run} trains on the vendor's gradients (no surrogate), and that "
+            "cannot change on --resume; start a new run with --out for a surrogate."
+        )
+    if given and len(given) != len(paths):
+        raise NfdeployError(
+            f"--surrogate: given {len(given)} time(s), but {run} has {len(paths)} surrogates "
+            f"({', '.join(Path(p).name for p in paths)}); on --resume, give each one's path "
+            "now, in that order, or none."
+        )
+    relative = list((stored.get("from_run") or {}).get("surrogates") or [])
+    recorded = full.get("gradient_model_sha256")  # one surrogate: a str; several: a list
+    shas = [recorded] if isinstance(recorded, str) else list(recorded or [])
+    how = f" (once for each of its {len(paths)} surrogates, in order)" if len(paths) > 1 else ""
+    return tuple(
+        _resolved_model(
+            run,
+            _Stored(path, _item(relative, k), _item(shas, k)),
+            given[k] if given else None,
+            flag="--surrogate",
+            what="surrogate",
+            force=force,
+            how=how,
+        )
+        for k, path in enumerate(paths)
+    )
+
+
+def _item(values: list[Any], index: int) -> Any:
+    return values[index] if index < len(values) else None
+
+
+def _resolved_data(
+    run: Path, stored: dict[str, Any], from_run: dict[str, Any], given: str | None
+) -> str:
+    if given:
+        return absolute_data_spec(str(given))
+    spec = str(stored.get("data", ""))
+    prefix, text = split_data_spec(spec)
+    if not text:
+        return spec
+    found = _stored_path(text, from_run.get("data"), run)
+    if found is None:
+        raise NfdeployError(
+            f"{run / CONFIG}: the training data {spec} is not there any more; pass "
+            "--data PATH to say where it is now."
+        )
+    return prefix + absolute_model_path(str(found))

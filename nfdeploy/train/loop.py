@@ -20,9 +20,9 @@ from nfdeploy.runs.config import TrainConfig
 from nfdeploy.runs.run_dir import LAST, RunDir, load_checkpoint, warm_start_weights
 from nfdeploy.train import recipe
 from nfdeploy.train.distributed import DistContext, check_resume_world
-from nfdeploy.train.eopm import eopm_step
-from nfdeploy.train.perturbed import draw_train_seeds, prefetched
-from nfdeploy.train.setup import TrainSetup, build_setup, make_optimizer
+from nfdeploy.train.eopm import WeightChunk, eopm_step
+from nfdeploy.train.perturbed import ChunkJob, draw_train_seeds, prefetched
+from nfdeploy.train.setup import GradientModel, TrainSetup, build_setup, make_optimizer
 
 # Held-out evaluation during training uses its own seeds: outside both the training range
 # [0, 30000) and validate's range (50000+).
@@ -55,21 +55,27 @@ def _on_device(
 
 @torch.no_grad()
 def evaluate(
-    setup: TrainSetup, data: Dataset, *, use_generator: bool, batch: int = 250
+    setup: TrainSetup,
+    source: GradientModel,
+    data: Dataset,
+    *,
+    use_generator: bool,
+    batch: int = 250,
 ) -> dict[str, float]:
-    """CA and mean PA over ``holdout_trials`` fixed seeds at the training BER (torch side)."""
-    config, module = setup.config, setup.module
+    """CA and mean PA of ``source`` over ``holdout_trials`` fixed seeds at the training BER
+    (torch side)."""
+    config, module, weights = setup.config, source.module, source.weights
     fused = setup.fused_input.eval()
     seeds = [HOLDOUT_SEED_START + k for k in range(config.holdout_trials)]
-    overrides = [setup.weights.clean()] + [setup.weights.for_seed(s) for s in seeds]
+    overrides = [weights.clean()] + [weights.for_seed(s) for s in seeds]
     correct = np.zeros(len(overrides))
     for start in range(0, len(data), batch):
         x, y = _on_device(
             setup, data.images[start : start + batch], data.labels[start : start + batch]
         )
         inputs = fused(x) if use_generator else x
-        for k, weights in enumerate(overrides):
-            with module.weight_overrides(weights):
+        for k, override in enumerate(overrides):
+            with module.weight_overrides(override):
                 correct[k] += float((module(inputs).argmax(1) == y).sum().item())
     fused.train()
     accuracy = correct / max(len(data), 1)
@@ -77,6 +83,32 @@ def evaluate(
         "ca": float(accuracy[0]),
         "pa": float(accuracy[1:].mean()) if len(seeds) else float("nan"),
     }
+
+
+def held_out(
+    setup: TrainSetup, holdouts: list[Dataset], *, use_generator: bool, suffix: str
+) -> dict[str, Any]:
+    """The metrics row's CA/PA: of the one gradient model, or the mean over the ensemble
+    (best-epoch selection uses it) with each model's figures in ``*_by_model`` lists."""
+    scores = [
+        evaluate(setup, source, data, use_generator=use_generator)
+        for source, data in zip(setup.models, holdouts, strict=True)
+    ]
+    if len(scores) == 1:
+        return _prefixed(scores[0], suffix)
+    row: dict[str, Any] = {
+        f"{k}{suffix}": float(np.mean([s[k] for s in scores])) for k in scores[0]
+    }
+    row.update({f"{k}{suffix}_by_model": [s[k] for s in scores] for k in scores[0]})
+    return row
+
+
+def _holdouts(setup: TrainSetup) -> list[Dataset]:
+    """The held-out images per gradient model; label-free, each scored against its own
+    clean predictions."""
+    if setup.config.labels != "vendor":
+        return [setup.holdout_set] * len(setup.models)
+    return [recipe.relabel_with_vendor(setup, m, setup.holdout_set) for m in setup.models]
 
 
 def _state(
@@ -124,8 +156,7 @@ def train(
         torch.set_num_threads(config.threads)
     progress = not quiet and dist.is_main
     setup = build_setup(config, progress=progress)
-    if config.labels == "vendor":  # label-free: held-out figures score agreement with the vendor
-        setup.holdout_set = recipe.relabel_with_vendor(setup, setup.holdout_set)
+    holdouts = _holdouts(setup)  # label-free: figures score agreement with the clean model
     model = dist.wrap(setup.fused_input)
     steps = (len(dist.shard(np.arange(len(setup.train_set))))) // config.batch_size
     if steps == 0:
@@ -162,17 +193,14 @@ def train(
         else:
             run.truncate_metrics(0)
             run.append_metrics(
-                {
-                    "epoch": 0,
-                    **_prefixed(evaluate(setup, setup.holdout_set, use_generator=False), ""),
-                }
+                {"epoch": 0, **held_out(setup, holdouts, use_generator=False, suffix="")}
             )
     last_epoch = min(config.epochs, stop_after or config.epochs)
     for epoch in range(start_epoch, last_epoch + 1):
         row = _run_epoch(setup, model, optimizer, scheduler, epoch, dist, progress)
         if not dist.is_main:
             continue
-        row.update(_prefixed(evaluate(setup, setup.holdout_set, use_generator=True), "_nf"))
+        row.update(held_out(setup, holdouts, use_generator=True, suffix="_nf"))
         is_best = row["pa_nf"] > best
         best = max(best, row["pa_nf"])
         run.save_checkpoint(
@@ -214,33 +242,24 @@ def _run_epoch(
     order = dist.shard(
         np.random.default_rng([config.seed, epoch]).permutation(len(setup.train_set))
     )
-    fault_rng = np.random.default_rng([config.seed, epoch, 7919, dist.rank])
     steps = len(order) // config.batch_size
-    first, total = (epoch - 1) * steps, config.epochs * steps
-    plans = [
-        setup.step_weights.plan(
-            draw_train_seeds(fault_rng, config.n_perturbed),
-            recipe.step_ber(config, first + i, total),
-        )
-        for i in range(steps)
-    ]
-    jobs = itertools.chain.from_iterable(plans)
-    build = setup.step_weights.build
-    chunks = prefetched(build, jobs) if setup.prefetch else map(build, jobs)
+    sources, plans = _plan_epoch(setup, epoch, steps, dist.rank)
+    jobs = [(source, job) for source, plan in zip(sources, plans, strict=True) for job in plan]
+    chunks = prefetched(_build_chunk, jobs) if setup.prefetch else map(_build_chunk, jobs)
     bar = tqdm(
         _batches(setup, order, config.batch_size, np.random.default_rng([config.seed, epoch, 31, dist.rank])),
         total=steps, desc=f"epoch {epoch}/{config.epochs}",
         file=sys.stderr, disable=None if progress else True, leave=False,
     )  # fmt: skip
     start, losses = time.perf_counter(), []
-    for (x, y), plan in zip(bar, plans, strict=True):
+    for (x, y), source, plan in zip(bar, sources, plans, strict=True):
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         loss = eopm_step(
             model,
-            setup.step_module,
+            source.step_module,
             x,
-            recipe.vendor_targets(setup, x, y),
+            recipe.vendor_targets(setup, source, x, y),
             itertools.islice(chunks, len(plan)),
             precision=setup.precision.precision,
             temperature=config.soft_targets or 1.0,
@@ -258,3 +277,28 @@ def _run_epoch(
         "lr": scheduler.get_last_lr()[0],
         "seconds": time.perf_counter() - start,
     }
+
+
+def _plan_epoch(
+    setup: TrainSetup, epoch: int, steps: int, rank: int
+) -> tuple[list[GradientModel], list[list[ChunkJob]]]:
+    """Each step's gradient model (by the run's global step, so --resume is exact) and its
+    chunk jobs, from the same fault seeds whichever model the step runs on."""
+    config = setup.config
+    fault_rng = np.random.default_rng([config.seed, epoch, 7919, rank])
+    first, total = (epoch - 1) * steps, config.epochs * steps
+    sources = [setup.model_for_step(first + i) for i in range(steps)]
+    plans = [
+        source.step_weights.plan(
+            draw_train_seeds(fault_rng, config.n_perturbed),
+            recipe.step_ber(config, first + i, total),
+        )
+        for i, source in enumerate(sources)
+    ]
+    return sources, plans
+
+
+def _build_chunk(item: tuple[GradientModel, ChunkJob]) -> WeightChunk:
+    """One chunk of weight sets, built by the StepWeights of the model whose step it is."""
+    source, job = item
+    return source.step_weights.build(job)

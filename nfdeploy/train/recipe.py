@@ -9,7 +9,7 @@ from nfdeploy.data import Dataset
 from nfdeploy.data.augment import crop_flip
 from nfdeploy.runs.config import TrainConfig
 from nfdeploy.train.eopm import autocast
-from nfdeploy.train.setup import TrainSetup
+from nfdeploy.train.setup import GradientModel, TrainSetup
 
 
 def step_ber(config: TrainConfig, step: int, total_steps: int) -> float | None:
@@ -29,27 +29,33 @@ def uses_vendor_outputs(config: TrainConfig) -> bool:
 
 
 @torch.no_grad()
-def vendor_targets(setup: TrainSetup, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """What the EOPM loss aims at: the labels, or the clean vendor's outputs on the plain x.
+def vendor_targets(
+    setup: TrainSetup, source: GradientModel, x: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """What the EOPM loss aims at: the labels, or the clean outputs on the plain x of
+    ``source``, the model this step's passes run on (the vendor, or a surrogate).
 
-    Soft targets (``--soft-targets T``) are the clean vendor's softmax at T; ``--labels
-    vendor`` alone takes its argmax, so that no label is read.
+    Soft targets (``--soft-targets T``) are its clean softmax at T; ``--labels vendor``
+    alone takes its argmax, so that no label is read.
     """
     config = setup.config
     if not uses_vendor_outputs(config):
         return labels
-    module = setup.step_module
+    module = source.step_module
     with autocast(setup.precision.precision, x.device):
-        logits = module(x, module.prepare_overrides(setup.step_weights.clean)).float()
+        logits = module(x, module.prepare_overrides(source.step_weights.clean)).float()
     if config.soft_targets > 0:
         return torch.softmax(logits / config.soft_targets, dim=1)
     return logits.argmax(1)
 
 
 @torch.no_grad()
-def relabel_with_vendor(setup: TrainSetup, data: Dataset, batch: int = 250) -> Dataset:
-    """``data`` with the clean (stored) vendor's predictions as labels: the label-free holdout."""
-    module, pre, clean = setup.module, setup.preprocess, setup.step_weights.clean
+def relabel_with_vendor(
+    setup: TrainSetup, source: GradientModel, data: Dataset, batch: int = 250
+) -> Dataset:
+    """``data`` with the clean (stored) predictions of ``source`` as labels: its label-free
+    holdout."""
+    module, pre, clean = source.module, setup.preprocess, source.step_weights.clean
     predictions = []
     for start in range(0, len(data), batch):
         x = torch.from_numpy(pre.apply(data.images[start : start + batch])).to(setup.device)

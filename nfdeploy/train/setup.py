@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -26,36 +27,59 @@ from nfdeploy.torchify import VendorModule, load_vendor
 from nfdeploy.train.perturbed import PerturbedWeights, StepWeights
 from nfdeploy.train.precision import PrecisionChoice, resolve_precision
 
+T = TypeVar("T")
+
+
+@dataclass
+class GradientModel:
+    """A model the EOPM passes run on: the vendor, or one surrogate of the ensemble."""
+
+    faultable: FaultableModel
+    module: VendorModule
+    weights: PerturbedWeights
+    step_weights: StepWeights
+    step_module: VendorModule  # what the EOPM passes call: ``module``, or it torch.compile'd
+
+
+def gradient_model_index(step: int, count: int) -> int:
+    """Global step ``step`` of the run takes its clean and perturbed passes from this model."""
+    return step % count
+
 
 @dataclass
 class TrainSetup:
     config: TrainConfig
     device: torch.device
     vendor_sha256: str
-    faultable: FaultableModel  # the model gradients come from (vendor, or surrogate)
-    module: VendorModule
+    models: list[GradientModel]  # the vendor alone, or the surrogates in the order given
     spec: FaultSpec
-    weights: PerturbedWeights
     preprocess: Preprocess
     train_set: Dataset
     holdout_set: Dataset
     fused_input: FusedInput
     precision: PrecisionChoice
-    step_weights: StepWeights
     prefetch: bool  # build the next chunk's fault patterns in a background thread
-    step_module: VendorModule  # what the EOPM passes call: ``module``, or it torch.compile'd
+
+    def model_for_step(self, step: int) -> GradientModel:
+        return self.models[gradient_model_index(step, len(self.models))]
+
+    @property
+    def chunk(self) -> int:
+        return self.models[0].step_weights.chunk
 
     def provenance(self) -> dict[str, object]:
+        """One surrogate (or the vendor): as ever; an ensemble: a list per gradient-model key."""
+        faultables = [m.faultable for m in self.models]
         return {
             "precision": self.precision.to_dict(),
-            "perturbed_chunk": self.step_weights.chunk,
+            "perturbed_chunk": self.chunk,
             "prefetch_patterns": self.prefetch,
             "vendor_sha256": self.vendor_sha256,
-            "gradient_model": self.faultable.path.name,
-            "gradient_model_sha256": self.faultable.sha256,
+            "gradient_model": _one_or_list([f.path.name for f in faultables]),
+            "gradient_model_sha256": _one_or_list([f.sha256 for f in faultables]),
             "fault": self.spec.to_dict(),
             "preprocess": self.preprocess.to_dict(),
-            "tensors": [t.name for t in self.faultable.targets],
+            "tensors": _one_or_list([[t.name for t in f.targets] for f in faultables]),
             "input_shape": [
                 self.preprocess.channels,
                 self.preprocess.height,
@@ -64,15 +88,22 @@ class TrainSetup:
         }
 
     def speed_line(self) -> str:
-        chunk = self.step_weights.chunk
+        chunk = self.chunk
         passes = "one by one" if chunk == 1 else f"batched, {chunk} models per call"
         auto = " (auto)" if self.config.perturbed_chunk == 0 else ""
         where = "in a background thread" if self.prefetch else "inline (no free core)"
         compiled = ", torch.compile'd" if self.config.compile else ""
+        count = len(self.models)
+        ensemble = f"; {count} surrogates, step k on number k mod {count}" if count > 1 else ""
         return (
             f"precision {self.precision.precision.value} ({self.precision.reason}); "
-            f"vendor passes {passes}{auto}{compiled}; fault patterns {where}; device {self.device}"
+            f"vendor passes {passes}{auto}{compiled}; fault patterns {where}; "
+            f"device {self.device}{ensemble}"
         )
+
+
+def _one_or_list(values: list[T]) -> T | list[T]:
+    return values[0] if len(values) == 1 else values
 
 
 # Weight sets per vendor call when --perturbed-chunk is 0. On the CPU the per-model loop is
@@ -140,40 +171,24 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
     if not Path(config.vendor).is_file():
         raise NfdeployError(f"{config.vendor}: no such vendor ONNX file. Check --model.")
     device = resolve_device(config.device)
-    source = config.surrogate or config.vendor
-    opened = open_model(source)  # read, hashed and parsed once
-    vendor_sha = file_sha256(config.vendor) if config.surrogate else opened.sha256
-    module = load_vendor(source, opened=opened).to(device)  # before load_faultable edits it
-    selection = TensorSelection(include_bias=config.include_bias, pattern=config.tensors)
-    faultable = load_faultable(source, storage=config.storage, selection=selection, opened=opened)
-    if not faultable.targets:
-        raise NfdeployError(f"{source}: no Conv/Gemm/MatMul weights selected; check --tensors.")
-    _check_names(module, faultable)
-    spec = FaultSpec(
-        FaultModel(config.fault_model),
-        config.train_ber,
-        faultable.storage,
-        parse_bit_positions(config.bits),
-    )
-    pre = resolve_preprocess(config.preprocess, faultable)
+    loaded = [
+        _load_model(source, config, device) for source in config.surrogates or [config.vendor]
+    ]
+    faultables = [faultable for faultable, _ in loaded]
+    first = faultables[0]
+    vendor_sha = file_sha256(config.vendor) if config.surrogates else first.sha256
+    spec = _fault_spec(config, faultables)
+    pre = resolve_preprocess(config.preprocess, first)
     data = load_dataset(
         config.data, split="train", limit=config.limit, seed=config.seed, progress=progress
     )
     if config.labels == "data":  # label-free runs never read the labels
-        classes = classifier_classes(faultable.proto, str(faultable.path))
-        check_labels(data.labels, classes, data=config.data, model=str(faultable.path))
+        classes = classifier_classes(first.proto, str(first.path))
+        check_labels(data.labels, classes, data=config.data, model=str(first.path))
     train_set, holdout_set = split_holdout(data, config.holdout, config.seed)
-    weights = PerturbedWeights(faultable, spec, threads=1, channels_last=config.channels_last)
-    step_weights = StepWeights(
-        weights,
-        lam=config.lam,
-        n_perturbed=config.n_perturbed,
-        chunk=resolve_chunk(config.perturbed_chunk, device),
-        device=device,
-    )
+    models = [_gradient_model(f, module, spec, config, device) for f, module in loaded]
     return TrainSetup(
-        config, device, vendor_sha, faultable, module, spec, weights,
-        pre, train_set, holdout_set,
+        config, device, vendor_sha, models, spec, pre, train_set, holdout_set,
         build_fused_input(
             generator=config.generator, seed=config.seed, pre=pre,
             channels_last=config.channels_last,
@@ -182,8 +197,58 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
             config.precision, device.type,
             cuda_bf16=device.type == "cuda" and torch.cuda.is_bf16_supported(),
         ),
-        step_weights, free_core(device), _step_module(module, config, step_weights.chunk),
+        free_core(device),
     )  # fmt: skip
+
+
+def _load_model(
+    source: str, config: TrainConfig, device: torch.device
+) -> tuple[FaultableModel, VendorModule]:
+    opened = open_model(source)  # read, hashed and parsed once
+    module = load_vendor(source, opened=opened).to(device)  # before load_faultable edits it
+    selection = TensorSelection(include_bias=config.include_bias, pattern=config.tensors)
+    faultable = load_faultable(source, storage=config.storage, selection=selection, opened=opened)
+    if not faultable.targets:
+        raise NfdeployError(f"{source}: no Conv/Gemm/MatMul weights selected; check --tensors.")
+    _check_names(module, faultable)
+    return faultable, module
+
+
+def _fault_spec(config: TrainConfig, faultables: list[FaultableModel]) -> FaultSpec:
+    """One fault spec for every gradient model: an ensemble shares one weight storage."""
+    first = faultables[0]
+    for other in faultables[1:]:
+        if other.storage is not first.storage:
+            raise NfdeployError(
+                f"--surrogate {other.path}: its weights are stored as {other.storage.value}, "
+                f"those of {first.path} as {first.storage.value}; pass --storage to give the "
+                "ensemble one storage, or use surrogates of one format."
+            )
+    return FaultSpec(
+        FaultModel(config.fault_model),
+        config.train_ber,
+        first.storage,
+        parse_bit_positions(config.bits),
+    )
+
+
+def _gradient_model(
+    faultable: FaultableModel,
+    module: VendorModule,
+    spec: FaultSpec,
+    config: TrainConfig,
+    device: torch.device,
+) -> GradientModel:
+    weights = PerturbedWeights(faultable, spec, threads=1, channels_last=config.channels_last)
+    step_weights = StepWeights(
+        weights,
+        lam=config.lam,
+        n_perturbed=config.n_perturbed,
+        chunk=resolve_chunk(config.perturbed_chunk, device),
+        device=device,
+    )
+    step_module = _step_module(module, config, step_weights.chunk)
+    return GradientModel(faultable, module, weights, step_weights, step_module)
 
 
 def _step_module(module: VendorModule, config: TrainConfig, chunk: int) -> VendorModule:
