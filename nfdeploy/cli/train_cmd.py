@@ -188,7 +188,8 @@ from nfdeploy.train.precision import PRECISION_CHOICES
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def train_command(**options: object) -> None:
     """Train a NeuralFuse generator with EOPM; the vendor's weights stay unchanged."""
-    from nfdeploy.train.api import RESUME_MAY_CHANGE, train_from_options
+    from nfdeploy.train.api import train_from_options
+    from nfdeploy.train.resume import RESUME_MAY_CHANGE
 
     if options.get("resume"):  # other options would be ignored silently: say so instead
         ctx = click.get_current_context()

@@ -63,7 +63,7 @@ class TrainConfig:
     device: str = "cpu"  # torch device for G and the vendor's gradients, e.g. "cuda"
     # vendor, data (a path each) and surrogates (a list, in order) relative to the run folder
     # (the fields above are absolute), so that --resume finds them after the whole tree
-    # moved; see nfdeploy.train.api
+    # moved; see nfdeploy.train.paths
     from_run: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:

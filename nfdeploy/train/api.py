@@ -1,4 +1,5 @@
-"""Turn CLI-level options into a TrainConfig (new run or resume) and train."""
+"""Turn CLI-level options into a TrainConfig and train: a new run, or one resumed from its
+run folder (resolved by :mod:`nfdeploy.train.resume`)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from nfdeploy.errors import NfdeployError
-from nfdeploy.runs.config import TrainConfig, upgraded
-from nfdeploy.runs.run_dir import BEST, CONFIG, LAST, METRICS, RunDir
+from nfdeploy.runs.config import TrainConfig
+from nfdeploy.runs.run_dir import BEST, CONFIG, LAST, METRICS
 from nfdeploy.train.loop import train
+from nfdeploy.train.paths import absolute_data_spec, absolute_model_path, paths_from_run
+from nfdeploy.train.resume import resume_config
 
 DEFAULT_EPOCHS = 10
 DEFAULT_BATCH, DEFAULT_LR = 25, 1e-3  # the paper's batch and Adam lr
 
 #: What a run folder holds after train and export; --force removes these, nothing else.
 RUN_FILES = (CONFIG, METRICS, LAST, BEST, "generator.onnx", "generator.int8.onnx", "pipeline.onnx")
-DATA_PREFIXES = ("imagefolder", "cifar", "idx", "npz")
-#: Options that --resume takes; the CLI refuses any other one given with it.
-RESUME_MAY_CHANGE = frozenset(
-    {"resume", "epochs", "device", "precision", "amp", "compile_passes", "stop_after", "force",
-     "quiet", "vendor", "data", "surrogates"}
-)  # fmt: skip
 
 
 def default_lr(batch_size: int) -> float:
@@ -35,55 +32,6 @@ def default_lr(batch_size: int) -> float:
 
 def _is_main_rank() -> bool:
     return os.environ.get("RANK", "0") == "0"
-
-
-def absolute_model_path(path: str) -> str:
-    """Model paths are stored absolute, so --resume works from any working directory."""
-    return os.path.abspath(os.path.expanduser(path))
-
-
-def split_data_spec(spec: str) -> tuple[str, str | None]:
-    """('npz:', 'x.npz') for a prefixed path, ('', 'folder') for a plain one, (spec, None) for
-    the built-in 'synthetic[:N[:SEED]]'."""
-    head, sep, rest = spec.partition(":")
-    if head.lower() == "synthetic":
-        return spec, None
-    if sep and len(head) > 1 and head.lower() in DATA_PREFIXES:
-        return head + sep, rest
-    return "", spec
-
-
-def absolute_data_spec(spec: str) -> str:
-    """Like :func:`absolute_model_path` for data: 'synthetic' stays; 'npz:x.npz' keeps its prefix."""
-    prefix, path = split_data_spec(spec)
-    if path is None or not Path(path).expanduser().exists():
-        return spec  # load_dataset says what is wrong with it
-    return prefix + absolute_model_path(path)
-
-
-def paths_from_run(config: dict[str, Any], run: Path) -> dict[str, Any]:
-    """The model and data paths relative to the run folder, stored beside the absolute ones,
-    so that a tree moved as a whole (another machine, another checkout) still resolves."""
-    base = run.absolute()
-    paths = {"vendor": config["vendor"]} if config.get("vendor") else {}
-    _, data = split_data_spec(str(config.get("data", "")))
-    if data:
-        paths["data"] = data
-    relative: dict[str, Any] = {
-        key: os.path.relpath(path, base) for key, path in paths.items() if Path(path).is_absolute()
-    }
-    surrogates = [str(p) for p in config.get("surrogates") or ()]
-    if surrogates and all(Path(p).is_absolute() for p in surrogates):
-        relative["surrogates"] = [os.path.relpath(p, base) for p in surrogates]
-    return relative
-
-
-def _stored_path(text: str, relative: str | None, run: Path) -> Path | None:
-    """A path from config.json: absolute (or as typed by older runs, from here), then relative
-    to the run folder."""
-    path = Path(text).expanduser()
-    candidates = [path] + ([run / relative] if relative else []) + [run / path]
-    return next((c for c in candidates if c.exists()), None)
 
 
 def train_from_options(
@@ -102,52 +50,48 @@ def train_from_options(
     precision = "bf16" if options.pop("amp", False) else options.pop("precision", None)
     options.pop("precision", None)
     compile_passes = options.pop("compile_passes", None)
+    given = {"epochs": epochs, "device": device, "precision": precision, "compile": compile_passes}
     if resume:
-        stored = _resume_config(Path(resume), options, force=force)
-        if epochs is not None:
-            stored["epochs"] = epochs
-        if device is not None:
-            stored["device"] = device
-        if precision is not None:
-            stored["precision"] = precision
-        if compile_passes is not None:
-            stored["compile"] = compile_passes
-        config = TrainConfig.from_dict(stored)
-        preflight(config)
-        started = (Path(resume) / LAST).is_file()
-        if not started and not quiet and _is_main_rank():
-            print(f"{resume}: stopped before its first checkpoint; starting it again from epoch 1.",
-                  file=sys.stderr)  # fmt: skip
-        return train(
-            config=config,
-            out=resume,
-            resume=started,
-            quiet=quiet,
-            stop_after=stop_after,
+        return _train_resumed(
+            resume, options, given, force=force, quiet=quiet, stop_after=stop_after
         )
-    for key, flag in (("vendor", "--model"), ("data", "--data")):
-        if not options.get(key):
-            raise NfdeployError(f"{flag} is required for a new run (or use --resume RUN_DIR).")
-    if not out:
-        raise NfdeployError(
-            "--out is required for a new run: the folder for config, metrics and checkpoints."
-        )
-    options["vendor"] = absolute_model_path(options["vendor"])
-    options["data"] = absolute_data_spec(options["data"])
-    options["surrogates"] = tuple(absolute_model_path(p) for p in options.get("surrogates") or ())
-    if options.get("init_from"):
-        options["init_from"] = absolute_model_path(options["init_from"])
-    if options.get("lr") is None:
-        options["lr"] = default_lr(int(options.get("batch_size") or DEFAULT_BATCH))
-    options["from_run"] = paths_from_run(options, Path(out))
-    config = TrainConfig(
-        epochs=DEFAULT_EPOCHS if epochs is None else epochs,
-        device=device or "cpu",
-        precision=precision or "auto",
-        compile=bool(compile_passes),
-        **options,
-    )
+    return _train_new(out, options, given, force=force, quiet=quiet, stop_after=stop_after)
+
+
+def _train_resumed(
+    resume: str,
+    options: dict[str, Any],
+    given: dict[str, Any],
+    *,
+    force: bool,
+    quiet: bool,
+    stop_after: int | None,
+) -> dict[str, Any]:
+    """Continue the run in ``resume``; ``given`` overrides what is stored where not None."""
+    stored = resume_config(Path(resume), options, force=force)
+    stored.update({key: value for key, value in given.items() if value is not None})
+    config = TrainConfig.from_dict(stored)
+    preflight(config)
+    started = (Path(resume) / LAST).is_file()
+    if not started and not quiet and _is_main_rank():
+        print(f"{resume}: stopped before its first checkpoint; starting it again from epoch 1.",
+              file=sys.stderr)  # fmt: skip
+    return train(config=config, out=resume, resume=started, quiet=quiet, stop_after=stop_after)
+
+
+def _train_new(
+    out: str | None,
+    options: dict[str, Any],
+    given: dict[str, Any],
+    *,
+    force: bool,
+    quiet: bool,
+    stop_after: int | None,
+) -> dict[str, Any]:
+    """Start a run in ``out``; a failure before its first checkpoint leaves no new folder."""
+    out = _required_out(out, options)
     run = Path(out)
+    config = _new_config(run, options, given)
     existed = _check_new_run_folder(run, force=force)
     preflight(config)
     if force and existed and _is_main_rank():
@@ -159,6 +103,37 @@ def train_from_options(
         if not existed and _is_main_rank():
             _remove_unfinished(run)
         raise
+
+
+def _required_out(out: str | None, options: dict[str, Any]) -> str:
+    """``out``, after checking that a new run has --model, --data and --out."""
+    for key, flag in (("vendor", "--model"), ("data", "--data")):
+        if not options.get(key):
+            raise NfdeployError(f"{flag} is required for a new run (or use --resume RUN_DIR).")
+    if not out:
+        raise NfdeployError(
+            "--out is required for a new run: the folder for config, metrics and checkpoints."
+        )
+    return out
+
+
+def _new_config(run: Path, options: dict[str, Any], given: dict[str, Any]) -> TrainConfig:
+    """The new run's config: paths made absolute, defaults where ``given`` is None."""
+    options["vendor"] = absolute_model_path(options["vendor"])
+    options["data"] = absolute_data_spec(options["data"])
+    options["surrogates"] = tuple(absolute_model_path(p) for p in options.get("surrogates") or ())
+    if options.get("init_from"):
+        options["init_from"] = absolute_model_path(options["init_from"])
+    if options.get("lr") is None:
+        options["lr"] = default_lr(int(options.get("batch_size") or DEFAULT_BATCH))
+    options["from_run"] = paths_from_run(options, run)
+    return TrainConfig(
+        epochs=DEFAULT_EPOCHS if given["epochs"] is None else given["epochs"],
+        device=given["device"] or "cpu",
+        precision=given["precision"] or "auto",
+        compile=bool(given["compile"]),
+        **options,
+    )
 
 
 def _check_new_run_folder(run: Path, *, force: bool) -> bool:
@@ -255,122 +230,3 @@ def _check_surrogate_fits(path: str, facts: _ModelFacts, vendor: _ModelFacts) ->
 
 def _dims_text(dims: list[int | None]) -> str:
     return "[N, " + ", ".join("?" if d is None else str(d) for d in dims) + "]"
-
-
-def _resume_config(run: Path, options: dict[str, Any], *, force: bool) -> dict[str, Any]:
-    """The stored config with moved files resolved; refuses a changed vendor or surrogate
-    file unless --force."""
-    full = RunDir(run).read_config()
-    stored = full.get("config")
-    if not isinstance(stored, dict):
-        raise NfdeployError(f"{run / CONFIG}: has no 'config' section; the run folder is damaged.")
-    stored = upgraded(stored)
-    from_run = dict(stored.get("from_run") or {})
-    if options.get("vendor") or stored.get("vendor"):
-        recorded = _Stored(stored.get("vendor"), from_run.get("vendor"), full.get("vendor_sha256"))
-        stored["vendor"] = _resolved_model(
-            run, recorded, options.get("vendor"), flag="--model", what="vendor", force=force
-        )
-    stored["surrogates"] = _resolved_surrogates(
-        run, stored, full, tuple(options.get("surrogates") or ()), force=force
-    )
-    stored["data"] = _resolved_data(run, stored, from_run, options.get("data"))
-    stored["from_run"] = paths_from_run(stored, run)
-    return stored
-
-
-@dataclass(frozen=True)
-class _Stored:
-    """A model as config.json records it: absolute path, path from the run folder, sha256."""
-
-    path: str | None
-    relative: str | None
-    sha256: str | None
-
-
-def _resolved_model(
-    run: Path,
-    stored: _Stored,
-    given: str | None,
-    *,
-    flag: str,
-    what: str,
-    force: bool,
-    how: str = "",
-) -> str:
-    """Where the model is now (given, else as stored), checked unchanged unless --force."""
-    from nfdeploy.onnx.load import file_sha256
-
-    if given and not Path(given).is_file():
-        raise NfdeployError(f"{flag} {given}: no such file.")
-    found = Path(given) if given else _stored_path(str(stored.path), stored.relative, run)
-    if found is None:
-        raise NfdeployError(
-            f"{run / CONFIG}: the {what} model {stored.path} is not there any more; "
-            f"pass {flag} PATH{how} to say where it is now."
-        )
-    current = file_sha256(found)
-    if stored.sha256 and current != stored.sha256 and not force:
-        raise NfdeployError(
-            f"{found}: changed since this run started (sha256 {stored.sha256} recorded in "
-            f"{run / CONFIG}, {current} now); resume with the original file, or pass "
-            "--force to continue against this one."
-        )
-    return absolute_model_path(str(found))
-
-
-def _resolved_surrogates(
-    run: Path, stored: dict[str, Any], full: dict[str, Any], given: tuple[str, ...], *, force: bool
-) -> tuple[str, ...]:
-    """The run's surrogates where they are now; ``given`` (repeated --surrogate) replaces
-    them one for one, in the run's order."""
-    paths = [str(p) for p in stored.get("surrogates") or ()]
-    if given and not paths:
-        raise NfdeployError(
-            f"--surrogate: {run} trains on the vendor's gradients (no surrogate), and that "
-            "cannot change on --resume; start a new run with --out for a surrogate."
-        )
-    if given and len(given) != len(paths):
-        raise NfdeployError(
-            f"--surrogate: given {len(given)} time(s), but {run} has {len(paths)} surrogates "
-            f"({', '.join(Path(p).name for p in paths)}); on --resume, give each one's path "
-            "now, in that order, or none."
-        )
-    relative = list((stored.get("from_run") or {}).get("surrogates") or [])
-    recorded = full.get("gradient_model_sha256")  # one surrogate: a str; several: a list
-    shas = [recorded] if isinstance(recorded, str) else list(recorded or [])
-    how = f" (once for each of its {len(paths)} surrogates, in order)" if len(paths) > 1 else ""
-    return tuple(
-        _resolved_model(
-            run,
-            _Stored(path, _item(relative, k), _item(shas, k)),
-            given[k] if given else None,
-            flag="--surrogate",
-            what="surrogate",
-            force=force,
-            how=how,
-        )
-        for k, path in enumerate(paths)
-    )
-
-
-def _item(values: list[Any], index: int) -> Any:
-    return values[index] if index < len(values) else None
-
-
-def _resolved_data(
-    run: Path, stored: dict[str, Any], from_run: dict[str, Any], given: str | None
-) -> str:
-    if given:
-        return absolute_data_spec(str(given))
-    spec = str(stored.get("data", ""))
-    prefix, text = split_data_spec(spec)
-    if not text:
-        return spec
-    found = _stored_path(text, from_run.get("data"), run)
-    if found is None:
-        raise NfdeployError(
-            f"{run / CONFIG}: the training data {spec} is not there any more; pass "
-            "--data PATH to say where it is now."
-        )
-    return prefix + absolute_model_path(str(found))
