@@ -2,8 +2,14 @@
 
     python bench/cifar10/plot_runs.py --out docs/cifar10/full-runs.png \\
         bench/results/cifar10/resnet20_c1-UNetS-soft-t2-e5 \\
+        bench/results/cifar10/resnet20_c1-UNetS-soft-t2-n2-e10 \\
+        bench/results/cifar10/resnet20_c1-UNetS-soft-t2-lambda1-e5 \\
+        bench/results/cifar10/resnet20_c1-UNetS-soft-t2-lambda2-e5 \\
+        bench/results/cifar10/resnet20_c1-UNetS-lambda2-warm-lambda1-e2:resnet20_c1-UNetS-soft-t2-lambda2-e5 \\
         bench/results/cifar10/resnet20_c1-UNetL-stuck-0.015-e5 \\
-        bench/results/cifar10/resnet20_c1-UNetL-e5-warm-soft-t2-e3:resnet20_c1-UNetL-stuck-0.015-e5
+        bench/results/cifar10/resnet20_c1-UNetL-e5-warm-soft-t2-e3:resnet20_c1-UNetL-stuck-0.015-e5 \\
+        bench/results/cifar10/resnet20_c1-UNetL-warm2-soft-t2-lambda3-e2:resnet20_c1-UNetL-e5-warm-soft-t2-e3 \\
+        bench/results/cifar10/resnet20_c1-UNetL-warm2-soft-t2-lambda2-e2:resnet20_c1-UNetL-e5-warm-soft-t2-e3
 
 Each folder holds config.json, metrics.jsonl and validate.json (from `nfdeploy train`,
 `nfdeploy validate --report`). ``NEW:OLD`` draws a warm-started run (``--init-from``) as the
@@ -55,7 +61,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(17, 5.6), gridspec_kw={"width_ratios": [3, 3, 2]})
+    fig, axes = plt.subplots(1, 3, figsize=(17, 6.6), gridspec_kw={"width_ratios": [3, 3, 2]})
     for n, run in enumerate(runs):
         style = {"marker": "o", "color": f"C{n}", "label": run["label"]}
         axes[0].plot(run["passes"], run["pa_nf"], **style)
@@ -65,9 +71,11 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("%")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
     _test_panel(axes[2], runs)
-    fig.tight_layout()
+    for ax, where in ((axes[0], (0.02, 0.0)), (axes[2], (0.68, 0.0))):
+        handles, labels = ax.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower left", bbox_to_anchor=where, ncol=2, fontsize=7)
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
     tmp.replace(path)
@@ -90,8 +98,7 @@ def _test_panel(ax: Any, runs: list[dict[str, Any]]) -> None:
     ax.set_yticks(ys, [r["name"].removeprefix("resnet20_c1-") for r in runs], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("%")
-    ax.set_title(f"test split at BER {tests[0]['ber']:g}: PA(NF) bars, CA(NF) ticks")
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(0, -0.12), ncol=2)
+    ax.set_title(f"test, BER {tests[0]['ber']:g}: PA(NF) bars, CA(NF) ticks")
     ax.grid(alpha=0.3, axis="x")
 
 
