@@ -83,3 +83,17 @@ def test_warm_start_without_a_checkpoint_is_refused(
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and "best.pt" in result.output
     assert not run.exists()
+
+
+def test_warm_start_from_a_file_without_generator_weights_is_refused(
+    vendor_path: Path,  # noqa: F811
+    data_path: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    run = tmp_path / "run"
+    args = [*_train_args(vendor_path, data_path, run), "--init-from", str(other)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and "no generator weights" in result.output
+    assert "Traceback" not in result.output and not run.exists()

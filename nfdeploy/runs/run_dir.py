@@ -86,20 +86,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def warm_start_weights(source: str | Path, *, generator: str) -> dict[str, Any]:
     """The generator weights of another run (its best.pt; or a checkpoint file) for --init-from.
 
-    Refuses a run trained with another generator architecture."""
+    Refuses a checkpoint of another generator architecture."""
     path = Path(source)
-    run = path if path.is_dir() else path.parent
     checkpoint = path / BEST if path.is_dir() else path
     if not checkpoint.is_file():
         raise NfdeployError(
             f"--init-from {source}: no {BEST} there; give a run folder of `nfdeploy train` "
             "that finished at least one epoch, or its .pt file."
         )
-    stored = RunDir(run).read_config().get("config", {}) if (run / CONFIG).is_file() else {}
-    trained = stored.get("generator")
+    state = load_checkpoint(checkpoint)
+    if not isinstance(state.get("generator"), dict):
+        raise NfdeployError(
+            f"--init-from {source}: {checkpoint.name} holds no generator weights; give a "
+            "best.pt or last.pt of `nfdeploy train`."
+        )
+    trained = dict(state.get("config") or {}).get("generator")
     if trained and trained != generator:
         raise NfdeployError(
             f"--init-from {source}: that run trained a {trained}, this one a {generator}; "
             f"pass --generator {trained}, or start from a run of the same generator."
         )
-    return dict(load_checkpoint(checkpoint)["generator"])
+    return dict(state["generator"])
