@@ -55,6 +55,15 @@ def test_warm_start_begins_at_the_source_weights(
     assert stored["init_from"] == str(source_run.absolute())
 
 
+def _refused(args: list[str], run: Path) -> str:
+    """Runs ``train``; asserts a one-line error, no traceback and no run folder; its text."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not run.exists()
+    return result.output
+
+
 def test_warm_start_from_another_generator_is_refused(
     vendor_path: Path,  # noqa: F811
     data_path: Path,  # noqa: F811
@@ -64,11 +73,8 @@ def test_warm_start_from_another_generator_is_refused(
     run = tmp_path / "other"
     args = [*_train_args(vendor_path, data_path, run), "--init-from", str(source_run)]
     args[args.index("ConvS")] = "DeConvS"
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code != 0
-    assert "--init-from" in result.output and "ConvS" in result.output
-    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
-    assert not run.exists()
+    output = _refused(args, run)
+    assert "--init-from" in output and "ConvS" in output
 
 
 def test_warm_start_without_a_checkpoint_is_refused(
@@ -80,9 +86,7 @@ def test_warm_start_without_a_checkpoint_is_refused(
     empty.mkdir()
     run = tmp_path / "run"
     args = [*_train_args(vendor_path, data_path, run), "--init-from", str(empty)]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code != 0 and "best.pt" in result.output
-    assert not run.exists()
+    assert "best.pt" in _refused(args, run)
 
 
 def test_warm_start_from_a_file_without_generator_weights_is_refused(
@@ -94,6 +98,4 @@ def test_warm_start_from_a_file_without_generator_weights_is_refused(
     torch.save({"weights": torch.zeros(2)}, other)
     run = tmp_path / "run"
     args = [*_train_args(vendor_path, data_path, run), "--init-from", str(other)]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code != 0 and "no generator weights" in result.output
-    assert "Traceback" not in result.output and not run.exists()
+    assert "no generator weights" in _refused(args, run)
