@@ -15,7 +15,7 @@ def write_bytes_atomic(
     path: str | os.PathLike[str], data: bytes, *, mode: int | None = None
 ) -> Path:
     """Write to a temp file in the same folder, then rename over ``path`` (with ``mode``, or
-    mkstemp's 0600).
+    the mode a plain ``open`` would give: 0666 less the umask, not mkstemp's 0600).
 
     Any OS error (no permission, full disk, a parent that is a file) becomes an
     :class:`NfdeployError` naming ``path``, never the hidden temp file.
@@ -27,8 +27,7 @@ def write_bytes_atomic(
         if path.is_dir():
             raise IsADirectoryError(21, "is a directory")
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, _default_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
@@ -41,6 +40,19 @@ def write_bytes_atomic(
             Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _default_mode() -> int:
+    """0666 less the process umask, read without changing it where /proc allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _why_unwritable(path: Path, exc: OSError) -> str:
