@@ -11,6 +11,15 @@
         bench/results/cifar10/resnet20_c1-UNetL-warm2-soft-t2-lambda3-e2:resnet20_c1-UNetL-e5-warm-soft-t2-e3 \\
         bench/results/cifar10/resnet20_c1-UNetL-warm2-soft-t2-lambda2-e2:resnet20_c1-UNetL-e5-warm-soft-t2-e3
 
+Restricted-access runs (trained with ``--surrogate``) against the target of their issue, RP
+>= +10 on the real vendor (their held-out curves are the surrogates' mean, not the vendor):
+
+    python bench/cifar10/plot_runs.py --targets restricted --out docs/cifar10/restricted-access.png \\
+        bench/results/cifar10/resnet20_c1-UNetS-soft-t2-stuck-0.015-e4-via-vgg_small_c1 \\
+        "bench/results/cifar10/resnet20_c1-UNetS-soft-t2-stuck-0.015-e4-via-vgg_small_c1+resnet20_s1" \\
+        "bench/results/cifar10/resnet20_c1-UNetS-soft-t2-stuck-0.015-e8-via-vgg_small_c1+resnet20_s1" \\
+        "bench/results/cifar10/resnet20_c1-UNetS-soft-t2-n2-stuck-0.015-e16-via-vgg_small_c1+resnet20_s1"
+
 Each folder holds config.json, metrics.jsonl and validate.json (from `nfdeploy train`,
 `nfdeploy validate --report`). ``NEW:OLD`` draws a warm-started run (``--init-from``) as the
 continuation of OLD (a folder named in the same call), so its x axis starts where OLD ended.
@@ -55,7 +64,7 @@ def chain(runs: dict[str, dict[str, Any]], links: dict[str, str]) -> None:
         runs[new]["label"] += f", from {old.removeprefix('resnet20_c1-')}"
 
 
-def plot(runs: list[dict[str, Any]], path: Path) -> None:
+def plot(runs: list[dict[str, Any]], path: Path, targets: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,7 +80,10 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("%")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    _test_panel(axes[2], runs)
+    if targets == "restricted":
+        axes[0].set_title("held-out PA(NF), the surrogates' mean")
+        axes[1].set_title("held-out CA(NF), the surrogates' mean")
+    _test_panel(axes[2], runs, targets)
     for ax, where in ((axes[0], (0.02, 0.0)), (axes[2], (0.68, 0.0))):
         handles, labels = ax.get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower left", bbox_to_anchor=where, ncol=2, fontsize=7)
@@ -81,7 +93,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     tmp.replace(path)
 
 
-def _test_panel(ax: Any, runs: list[dict[str, Any]]) -> None:
+def _test_panel(ax: Any, runs: list[dict[str, Any]], targets: str) -> None:
     ys = list(range(len(runs)))
     tests = [r["test"] for r in runs]
     pa = [100 * t["pa_nf"]["mean"] for t in tests]
@@ -90,10 +102,7 @@ def _test_panel(ax: Any, runs: list[dict[str, Any]]) -> None:
     ax.plot([100 * t["ca_nf"] for t in tests], ys, "k|", markersize=12, label="CA(NF)")
     ax.axvline(100 * tests[0]["pa"]["mean"], color="grey", ls="--", label="PA, vendor alone")
     ax.axvline(100 * tests[0]["ca"], color="black", ls=":", label="CA, vendor alone")
-    ca = 100 * tests[0]["ca"]
-    ax.axvline(0.70 * ca, color="orange", ls="-.", lw=0.8, label="0.70 x CA (small G target)")
-    ax.axvline(0.85 * ca, color="red", ls="-.", lw=0.8, label="0.85 x CA (large G target)")
-    ax.axvline(ca - 3, color="purple", ls="-.", lw=0.8, label="CA - 3 (CA(NF) target)")
+    _target_lines(ax, tests[0], targets)
     ax.set_xlim(max(0.0, 100 * tests[0]["pa"]["mean"] - 15), 100)
     ax.set_yticks(ys, [r["name"].removeprefix("resnet20_c1-") for r in runs], fontsize=7)
     ax.invert_yaxis()
@@ -102,12 +111,28 @@ def _test_panel(ax: Any, runs: list[dict[str, Any]]) -> None:
     ax.grid(alpha=0.3, axis="x")
 
 
+def _target_lines(ax: Any, test: dict[str, Any], targets: str) -> None:
+    ca, pa = 100 * test["ca"], 100 * test["pa"]["mean"]
+    if targets == "restricted":
+        ax.axvline(pa + 10, color="red", ls="-.", lw=0.8, label="PA + 10 (restricted-access RP)")
+        return
+    ax.axvline(0.70 * ca, color="orange", ls="-.", lw=0.8, label="0.70 x CA (small G target)")
+    ax.axvline(0.85 * ca, color="red", ls="-.", lw=0.8, label="0.85 x CA (large G target)")
+    ax.axvline(ca - 3, color="purple", ls="-.", lw=0.8, label="CA - 3 (CA(NF) target)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("runs", nargs="+", help="result folder, or NEW:OLD for a warm start")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument(
+        "--targets",
+        choices=("recovery", "restricted"),
+        default="recovery",
+        help="target lines: the recovery targets (x CA), or RP >= +10 for surrogate runs",
+    )
     args = parser.parse_args(argv)
     runs, links = {}, {}
     for spec in args.runs:
@@ -119,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         if old:
             links[path.name] = old
     chain(runs, links)
-    plot(list(runs.values()), args.out)
+    plot(list(runs.values()), args.out, args.targets)
     print(f"wrote {args.out}")
 
 
