@@ -99,3 +99,23 @@ def test_warm_start_from_a_file_without_generator_weights_is_refused(
     run = tmp_path / "run"
     args = [*_train_args(vendor_path, data_path, run), "--init-from", str(other)]
     assert "no generator weights" in _refused(args, run)
+
+
+@pytest.mark.parametrize(("changed", "warned"), [([], False), (["--seed", "1"], True)])
+def test_warm_start_warns_when_the_held_out_slice_moves(
+    vendor_path: Path,  # noqa: F811
+    data_path: Path,  # noqa: F811
+    source_run: Path,
+    tmp_path: Path,
+    changed: list[str],
+    warned: bool,
+) -> None:
+    """Another --seed draws another held-out slice, which may hold images the source saw."""
+    run = tmp_path / "warm"
+    args = [*_train_args(vendor_path, data_path, run), "--epochs", "1", *changed]
+    result = CliRunner().invoke(main, [*args, "--init-from", str(source_run)])
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert bool(warning) == warned
+    if warned:
+        assert len(warning) == 1 and "seed 0 there, 1 here" in warning[0]

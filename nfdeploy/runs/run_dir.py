@@ -83,8 +83,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
 
 
-def warm_start_weights(source: str | Path, *, generator: str) -> dict[str, Any]:
-    """The generator weights of another run (its best.pt; or a checkpoint file) for --init-from.
+HELD_OUT_KEYS = ("data", "limit", "seed", "holdout")  # together they draw the held-out slice
+
+
+def warm_start_weights(
+    source: str | Path, *, generator: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The generator weights of another run (its best.pt; or a checkpoint file) for --init-from,
+    and the config that run stored (empty if none).
 
     Refuses a checkpoint of another generator architecture."""
     path = Path(source)
@@ -100,10 +106,28 @@ def warm_start_weights(source: str | Path, *, generator: str) -> dict[str, Any]:
             f"--init-from {source}: {checkpoint.name} holds no generator weights; give a "
             "best.pt or last.pt of `nfdeploy train`."
         )
-    trained = dict(state.get("config") or {}).get("generator")
+    source_config = dict(state.get("config") or {})
+    trained = source_config.get("generator")
     if trained and trained != generator:
         raise NfdeployError(
             f"--init-from {source}: that run trained a {trained}, this one a {generator}; "
             f"pass --generator {trained}, or start from a run of the same generator."
         )
-    return dict(state["generator"])
+    return dict(state["generator"]), source_config
+
+
+def held_out_drift(source: str, source_config: dict[str, Any], config: dict[str, Any]) -> str:
+    """A one-line warning when a warm start draws another held-out slice than its source did
+    (its held-out figures may then score images the source trained on); "" when it does not."""
+    changed = [
+        f"{key} {source_config[key]!r} there, {config.get(key)!r} here"
+        for key in HELD_OUT_KEYS
+        if key in source_config and source_config[key] != config.get(key)
+    ]
+    if not changed:
+        return ""
+    return (
+        f"warning: --init-from {source}: another held-out slice than that run's "
+        f"({'; '.join(changed)}), so held-out CA(NF)/PA(NF) may score images it trained on; "
+        "keep --data, --limit, --seed and --holdout as in that run, and judge on a test split."
+    )

@@ -17,7 +17,13 @@ from nfdeploy import __version__
 from nfdeploy.data import Dataset
 from nfdeploy.errors import NfdeployError
 from nfdeploy.runs.config import TrainConfig
-from nfdeploy.runs.run_dir import LAST, RunDir, load_checkpoint, warm_start_weights
+from nfdeploy.runs.run_dir import (
+    LAST,
+    RunDir,
+    held_out_drift,
+    load_checkpoint,
+    warm_start_weights,
+)
 from nfdeploy.train import recipe
 from nfdeploy.train.distributed import DistContext, check_resume_world
 from nfdeploy.train.eopm import WeightChunk, eopm_step
@@ -128,9 +134,12 @@ def _state(
     }
 
 
-def _warm_start(setup: TrainSetup, source: str) -> None:
+def _warm_start(setup: TrainSetup, source: str, *, warn: bool) -> None:
     generator = setup.config.generator
-    weights = warm_start_weights(source, generator=generator)
+    weights, source_config = warm_start_weights(source, generator=generator)
+    drift = held_out_drift(source, source_config, setup.config.to_dict())
+    if drift and warn:
+        print(drift, file=sys.stderr)
     try:
         setup.fused_input.load_state_dict(weights)
     except RuntimeError as exc:
@@ -175,7 +184,7 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best = int(state["epoch"]) + 1, float(state["best_pa_nf"])
     elif config.init_from:
-        _warm_start(setup, config.init_from)
+        _warm_start(setup, config.init_from, warn=dist.is_main)
     if dist.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(
