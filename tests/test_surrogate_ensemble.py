@@ -333,3 +333,41 @@ def test_old_config_fields_map_to_the_surrogate_list() -> None:
     new = TrainConfig.from_dict({**base, "surrogates": ["/s.onnx", "/t.onnx"]})
     assert new.surrogates == ("/s.onnx", "/t.onnx")
     assert TrainConfig.from_dict(new.to_dict()) == new
+
+
+def _storing(model: onnx.ModelProto, path: Path, preprocess: str) -> Path:
+    from nfdeploy.data import Preprocess
+    from nfdeploy.onnx.metadata import PREPROCESS
+
+    spec = json.dumps(Preprocess.parse(preprocess).to_dict())
+    onnx.helper.set_model_props(model, {PREPROCESS: spec})
+    return _save(model, path)
+
+
+def _without_preprocess(args: list[str]) -> list[str]:
+    at = args.index("--preprocess")
+    return args[:at] + args[at + 2 :]
+
+
+def test_the_vendors_stored_preprocessing_wins_over_the_surrogates(
+    data_path: Path, tmp_path: Path, surrogates: tuple[Path, Path]
+) -> None:
+    """G is deployed in front of the vendor: it learns in the vendor's input space."""
+    vendor = _storing(conv_bn_model(seed=1), tmp_path / "v.onnx", "mean=.5/.5/.5,std=.25/.25/.25")
+    run = tmp_path / "run"
+    args = _without_preprocess(_train_args(vendor, data_path, run))
+    _run([*args, *_with(*surrogates), "--epochs", "1", *FIVE_STEPS])
+    stored = json.loads((run / "config.json").read_text())["preprocess"]
+    assert stored["mean"] == [0.5, 0.5, 0.5] and stored["std"] == [0.25, 0.25, 0.25]
+
+
+def test_a_surrogate_storing_other_preprocessing_is_refused(
+    data_path: Path, tmp_path: Path, surrogates: tuple[Path, Path]
+) -> None:
+    vendor = _storing(conv_bn_model(seed=1), tmp_path / "v.onnx", "cifar10")
+    other = _storing(conv_bn_model(seed=4), tmp_path / "other.onnx", "unit")
+    run = tmp_path / "run"
+    args = _without_preprocess(_train_args(vendor, data_path, run))
+    message = _fails([*args, *_with(surrogates[0], other)])
+    assert "--surrogate" in message and "other.onnx" in message and "--preprocess" in message
+    assert not run.exists()

@@ -3,6 +3,7 @@ run folder (resolved by :mod:`nfdeploy.train.resume`)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -180,21 +181,25 @@ class _ModelFacts:
     classes: int | None  # None: neither the file nor a probe run tells
     image: list[int | None]  # input dims after the batch (None: open)
     sha256: str
+    preprocess: str | None  # the stored nfdeploy.preprocess spec (JSON), if any
 
 
 def _model_facts(path: str) -> _ModelFacts:
     from nfdeploy.onnx.load import open_model
+    from nfdeploy.onnx.metadata import PREPROCESS, metadata_dict
     from nfdeploy.runtime.batching import input_dims
     from nfdeploy.runtime.fit import classifier_classes
 
     opened = open_model(path)
     classes = classifier_classes(opened.proto, path)
-    return _ModelFacts(classes, input_dims(opened.proto)[1:], opened.sha256)
+    stored = metadata_dict(opened.proto).get(PREPROCESS)
+    return _ModelFacts(classes, input_dims(opened.proto)[1:], opened.sha256, stored)
 
 
 def preflight(config: TrainConfig) -> None:
     """What can be checked before training: the models are classifiers of the same classes,
-    the surrogates take the vendor's input shape, and no surrogate is given twice.
+    the surrogates take the vendor's input shape (and, without --preprocess, its stored
+    preprocessing), and no surrogate is given twice.
 
     Runs before the run folder is created, so a mismatch leaves nothing behind (the labels
     are checked against the classes in ``build_setup``, also before the folder exists).
@@ -210,6 +215,8 @@ def preflight(config: TrainConfig) -> None:
             )
         seen[facts.sha256] = path
         _check_surrogate_fits(path, facts, vendor)
+        if config.preprocess is None:
+            _check_same_preprocessing(path, facts, vendor)
 
 
 def _check_surrogate_fits(path: str, facts: _ModelFacts, vendor: _ModelFacts) -> None:
@@ -226,6 +233,25 @@ def _check_surrogate_fits(path: str, facts: _ModelFacts, vendor: _ModelFacts) ->
             f"--surrogate {path}: takes {_dims_text(facts.image)} inputs, but the vendor model "
             f"takes {_dims_text(vendor.image)}; a surrogate must take the vendor's input shape."
         )
+
+
+def _check_same_preprocessing(path: str, facts: _ModelFacts, vendor: _ModelFacts) -> None:
+    """G learns in one input space, the vendor's: a surrogate that stores another is refused."""
+    if facts.preprocess is None or vendor.preprocess is None:
+        return
+    if _spec(facts.preprocess) != _spec(vendor.preprocess):
+        raise NfdeployError(
+            f"--surrogate {path}: stores preprocessing {facts.preprocess}, the vendor model "
+            f"{vendor.preprocess}; pass --preprocess with the vendor's, or use a surrogate "
+            "that takes the vendor's inputs."
+        )
+
+
+def _spec(stored: str) -> Any:
+    try:
+        return json.loads(stored)
+    except json.JSONDecodeError:
+        return stored
 
 
 def _dims_text(dims: list[int | None]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -18,7 +19,8 @@ from nfdeploy.faults.onnx_weights import TensorSelection
 from nfdeploy.faults.spec import FaultModel, FaultSpec, parse_bit_positions
 from nfdeploy.generators import FusedInput
 from nfdeploy.generators.build import build_fused_input
-from nfdeploy.onnx.load import file_sha256, open_model
+from nfdeploy.onnx.load import open_model
+from nfdeploy.onnx.metadata import metadata_dict
 from nfdeploy.runs.config import TrainConfig
 from nfdeploy.runtime.fit import check_labels, classifier_classes
 from nfdeploy.runtime.preprocessing import preprocess_for_model
@@ -128,9 +130,16 @@ def free_core(device: torch.device) -> bool:
     return torch.get_num_threads() < available_cores()
 
 
-def resolve_preprocess(text: str | None, model: FaultableModel) -> Preprocess:
+def resolve_preprocess(
+    text: str | None, model: FaultableModel, *, vendor_metadata: Mapping[str, str]
+) -> Preprocess:
+    """``text``, else the vendor's stored spec (G is deployed in front of the vendor), else
+    the gradient model's (a surrogate's), else 'unit'."""
     return preprocess_for_model(
-        text=text, metadata=[model.metadata], dims=model.input_dims, name=str(model.path)
+        text=text,
+        metadata=[vendor_metadata, model.metadata],
+        dims=model.input_dims,
+        name=str(model.path),
     )
 
 
@@ -176,9 +185,12 @@ def build_setup(config: TrainConfig, *, progress: bool) -> TrainSetup:
     ]
     faultables = [faultable for faultable, _ in loaded]
     first = faultables[0]
-    vendor_sha = file_sha256(config.vendor) if config.surrogates else first.sha256
+    vendor = open_model(config.vendor) if config.surrogates else None  # G runs before it
+    vendor_sha = vendor.sha256 if vendor else first.sha256
     spec = _fault_spec(config, faultables)
-    pre = resolve_preprocess(config.preprocess, first)
+    pre = resolve_preprocess(
+        config.preprocess, first, vendor_metadata=metadata_dict(vendor.proto) if vendor else {}
+    )
     data = load_dataset(
         config.data, split="train", limit=config.limit, seed=config.seed, progress=progress
     )
