@@ -18,7 +18,9 @@ Restricted-access runs (trained with ``--surrogate``) against the target of thei
         bench/results/cifar10/resnet20_c1-UNetS-soft-t2-stuck-0.015-e4-via-vgg_small_c1 \\
         "bench/results/cifar10/resnet20_c1-UNetS-soft-t2-stuck-0.015-e4-via-vgg_small_c1+resnet20_s1" \\
         "bench/results/cifar10/resnet20_c1-UNetS-soft-t2-stuck-0.015-e8-via-vgg_small_c1+resnet20_s1" \\
-        "bench/results/cifar10/resnet20_c1-UNetS-soft-t2-n2-stuck-0.015-e16-via-vgg_small_c1+resnet20_s1"
+        "bench/results/cifar10/resnet20_c1-UNetS-soft-t2-n2-stuck-0.015-e16-via-vgg_small_c1+resnet20_s1" \\
+        "bench/results/cifar10/resnet20_c1-UNetS-soft-t2-stuck-0.01-e8-via-vgg_small_c1+resnet20_s1" \\
+        bench/results/cifar10/resnet20_c1-UNetS-soft-t2-stuck-0.015-e8-via-vgg_small_c1
 
 Each folder holds config.json, metrics.jsonl and validate.json (from `nfdeploy train`,
 `nfdeploy validate --report`). ``NEW:OLD`` draws a warm-started run (``--init-from``) as the
